@@ -1,0 +1,1 @@
+export { mongodbModule } from './mongodb-module.js';

@@ -1,0 +1,1 @@
+export { mssqlModule } from './mssql-module.js';

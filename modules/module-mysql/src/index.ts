@@ -1,0 +1,1 @@
+export { mysqlModule } from './mysql-module.js';

@@ -1,0 +1,1 @@
+export { postgresModule } from './postgres-module.js';

@@ -1,0 +1,1 @@
+export { comparePositions, maxPosition } from './position.js';

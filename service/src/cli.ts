@@ -1,0 +1,49 @@
+/**
+ * `bucketsync` command line: one binary for every role and the offline debugging commands.
+ * Each command is a small module; this file only routes arguments to them.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number>;
+}
+
+const packageJson = JSON.parse(
+  readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'package.json'), 'utf8'),
+) as { version: string };
+
+const commands: Record<string, Command> = {
+  version: {
+    summary: 'print the version',
+    run: async () => {
+      console.log(packageJson.version);
+      return 0;
+    },
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `Usage: bucketsync <command> [options]\n\nCommands:\n${lines.join('\n')}\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage());
+    return name === undefined ? 1 : 0;
+  }
+  if (name === '--version') return commands.version!.run([]);
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`bucketsync: unknown command "${name}".\n\n${usage()}`);
+    return 2;
+  }
+  return command.run(rest);
+}
+
+process.exitCode = await main(process.argv.slice(2));
