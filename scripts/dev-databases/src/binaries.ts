@@ -13,8 +13,19 @@ export class MissingBinaryError extends Error {
   }
 }
 
-function searchPath(name: string, extraDirs: string[]): string | undefined {
-  const dirs = [...extraDirs, ...(process.env.PATH ?? '').split(path.delimiter), '/usr/sbin', '/usr/bin'];
+/** Where to look; tests override it to simulate a machine without the binaries. */
+export interface BinarySearch {
+  /** The PATH to search (default: the environment's PATH plus /usr/sbin and /usr/bin). */
+  path?: string;
+  /** Folder holding one `<major>/bin` per installed Postgres version. Default `/usr/lib/postgresql`. */
+  postgresRoot?: string;
+}
+
+function searchPath(name: string, extraDirs: string[], search: BinarySearch): string | undefined {
+  const pathDirs = (
+    search.path ?? `${process.env.PATH ?? ''}${path.delimiter}/usr/sbin${path.delimiter}/usr/bin`
+  ).split(path.delimiter);
+  const dirs = [...extraDirs, ...pathDirs];
   for (const dir of dirs) {
     if (!dir) continue;
     const candidate = path.join(dir, name);
@@ -24,16 +35,16 @@ function searchPath(name: string, extraDirs: string[]): string | undefined {
 }
 
 /** Postgres server binaries, newest major version first (`/usr/lib/postgresql/<v>/bin`, then PATH). */
-export function postgresBinaries(): { initdb: string; postgres: string } {
-  const root = '/usr/lib/postgresql';
+export function postgresBinaries(search: BinarySearch = {}): { initdb: string; postgres: string } {
+  const root = search.postgresRoot ?? '/usr/lib/postgresql';
   const versionDirs = existsSync(root)
     ? readdirSync(root)
         .filter((v) => /^\d+$/.test(v))
         .sort((a, b) => Number(b) - Number(a))
         .map((v) => path.join(root, v, 'bin'))
     : [];
-  const initdb = searchPath('initdb', versionDirs);
-  const postgres = initdb ? path.join(path.dirname(initdb), 'postgres') : searchPath('postgres', versionDirs);
+  const initdb = searchPath('initdb', versionDirs, search);
+  const postgres = initdb ? path.join(path.dirname(initdb), 'postgres') : searchPath('postgres', versionDirs, search);
   if (!initdb || !postgres || !existsSync(postgres)) {
     throw new MissingBinaryError(
       'Postgres server (initdb, postgres)',
@@ -44,9 +55,9 @@ export function postgresBinaries(): { initdb: string; postgres: string } {
 }
 
 /** MariaDB server binaries (`mariadbd`, `mariadb-install-db`). */
-export function mariadbBinaries(): { installDb: string; server: string } {
-  const server = searchPath('mariadbd', []) ?? searchPath('mysqld', []);
-  const installDb = searchPath('mariadb-install-db', []) ?? searchPath('mysql_install_db', []);
+export function mariadbBinaries(search: BinarySearch = {}): { installDb: string; server: string } {
+  const server = searchPath('mariadbd', [], search) ?? searchPath('mysqld', [], search);
+  const installDb = searchPath('mariadb-install-db', [], search) ?? searchPath('mysql_install_db', [], search);
   if (!server || !installDb) {
     throw new MissingBinaryError(
       'MariaDB server (mariadbd, mariadb-install-db)',

@@ -1,15 +1,32 @@
 #!/usr/bin/env node
 /**
- * `bucketsync-dev-databases`: starts the dev databases, prints how to connect, and keeps
- * them running until Ctrl-C (or exits at once after printing with `--once`).
+ * Starts the dev databases (the same throwaway servers the tests use), prints how to
+ * connect, and keeps them running until Ctrl-C; `--once` stops them right after printing.
  */
 import { startTestDatabases } from './test-databases.js';
 
 const once = process.argv.includes('--once');
-const databases = await startTestDatabases({ preferredPorts: { postgres: 54329, mariadb: 33069 } });
-for (const line of databases.description) console.log(line);
-console.log('');
-for (const [name, value] of Object.entries(databases.env)) console.log(`  ${name}=${value}`);
+// Stable ports when free, so the printed commands keep working between runs.
+const databases = await startTestDatabases({ env: {}, preferredPorts: { postgres: 54329, mariadb: 33069 } });
+const pgSource = databases.env.PG_TEST_URL!;
+const pgStorage = databases.env.PG_STORAGE_TEST_URL!;
+const mysqlUrl = new URL(databases.env.MYSQL_TEST_URL!);
+
+console.log(`
+BucketSync dev databases (throwaway: data is removed when they stop)
+
+  Postgres source   ${pgSource}
+                    psql ${pgSource}
+  Postgres storage  ${pgStorage}
+  MariaDB source    ${mysqlUrl.href}
+                    mariadb -h 127.0.0.1 -P ${mysqlUrl.port} -u root bucketsync_source
+
+To run tests against these servers instead of fresh ones:
+  ${Object.entries(databases.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' \\\n  ')} npm test
+`);
+
 let stopping = false;
 const shutdown = async () => {
   if (stopping) return;
@@ -21,7 +38,7 @@ const shutdown = async () => {
 if (once) {
   await shutdown();
 } else {
-  console.log('\nDev databases are running. Press Ctrl-C to stop them.');
+  console.log('Running. Press Ctrl-C to stop.');
   process.on('SIGINT', () => void shutdown());
   process.on('SIGTERM', () => void shutdown());
 }
