@@ -5,6 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { bucketsCommand } from './commands/buckets-command.js';
+import { evalRowCommand } from './commands/eval-row-command.js';
+import { validateCommand } from './commands/validate-command.js';
 
 interface Command {
   summary: string;
@@ -22,6 +25,18 @@ const commands: Record<string, Command> = {
       console.log(packageJson.version);
       return 0;
     },
+  },
+  validate: {
+    summary: 'check a sync config offline: prints file:line:col severity message',
+    run: validateCommand,
+  },
+  'eval-row': {
+    summary: 'show the buckets and parameter entries one source row produces',
+    run: evalRowCommand,
+  },
+  buckets: {
+    summary: 'show the buckets a connection (claims, params, streams) would sync',
+    run: bucketsCommand,
   },
 };
 

@@ -1,1 +1,2 @@
 export { comparePositions, maxPosition } from './position.js';
+export * from './storage/index.js';

@@ -1,0 +1,102 @@
+/**
+ * Opening Postgres connections the way every BucketSync component needs them: session
+ * settings that make text output unambiguous (UTC, ISO dates, hex bytea, full float
+ * precision), and driver errors translated into catalogue errors with retryability.
+ */
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import pg from 'pg';
+
+/** Session settings applied to every connection; decoders rely on them. */
+export const SESSION_SETTINGS: Record<string, string> = {
+  TimeZone: 'UTC',
+  DateStyle: 'ISO, YMD',
+  IntervalStyle: 'iso_8601',
+  extra_float_digits: '3',
+  bytea_output: 'hex',
+};
+
+export interface PostgresConnectOptions {
+  /** `postgres://user:password@host:port/database?sslmode=...` */
+  uri: string;
+  /** Shown in pg_stat_activity. */
+  applicationName?: string;
+  /** Open a logical replication connection (`replication=database`). */
+  replication?: boolean;
+  connectTimeoutMs?: number;
+}
+
+function clientConfig(options: PostgresConnectOptions): pg.ClientConfig {
+  const options_ = Object.entries(SESSION_SETTINGS)
+    .map(([k, v]) => `-c ${k}=${v.replace(/ /g, '\\ ')}`)
+    .join(' ');
+  return {
+    connectionString: options.uri,
+    application_name: options.applicationName ?? 'bucketsync',
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 15_000,
+    options: options_,
+    ...(options.replication ? { replication: 'database' } : {}),
+  } as pg.ClientConfig;
+}
+
+/** Connects one client; a failure becomes a ServiceError naming the server (without the password). */
+export async function connectPostgres(options: PostgresConnectOptions): Promise<pg.Client> {
+  const client = new pg.Client(clientConfig(options));
+  try {
+    await client.connect();
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw classifyPostgresError(e, `connecting to ${redactUri(options.uri)}`);
+  }
+  return client;
+}
+
+/** A pool with the same session settings. */
+export function createPostgresPool(options: PostgresConnectOptions & { max?: number }): pg.Pool {
+  return new pg.Pool({ ...clientConfig(options), max: options.max ?? 10 });
+}
+
+/** The URI without its password, for messages and logs. */
+export function redactUri(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(unparseable connection URI)';
+  }
+}
+
+const RETRYABLE_SQLSTATE_CLASSES = new Set(['08', '53', '57', '58', '40']);
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/**
+ * Translates a driver error: connection loss, shutdown, resource exhaustion and
+ * serialization failures are retryable; bad credentials, missing objects and permission
+ * errors are permanent (retrying cannot help until someone changes something).
+ */
+export function classifyPostgresError(error: unknown, doing: string): ServiceError {
+  if (error instanceof ServiceError) return error;
+  const e = error as { code?: string; message?: string };
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const message = e?.message ?? String(error);
+  if (code && NETWORK_CODES.has(code)) {
+    return new ServiceError(ErrorCode.SOURCE_UNREACHABLE, `${doing}: ${message}`, { cause: error, retryable: true });
+  }
+  if (code && /^[0-9A-Z]{5}$/.test(code)) {
+    const retryable = RETRYABLE_SQLSTATE_CLASSES.has(code.slice(0, 2));
+    if (retryable) {
+      return new ServiceError(ErrorCode.SOURCE_UNREACHABLE, `${doing}: ${message} (SQLSTATE ${code})`, {
+        cause: error,
+        retryable: true,
+      });
+    }
+    return new ServiceError(ErrorCode.SOURCE_MISCONFIGURED, `${doing}: ${message} (SQLSTATE ${code})`, {
+      cause: error,
+      retryable: false,
+    });
+  }
+  if (/timeout|terminated|Connection terminated/i.test(message)) {
+    return new ServiceError(ErrorCode.SOURCE_UNREACHABLE, `${doing}: ${message}`, { cause: error, retryable: true });
+  }
+  return new ServiceError(ErrorCode.INTERNAL, `${doing}: ${message}`, { cause: error });
+}

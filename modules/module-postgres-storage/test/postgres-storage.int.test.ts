@@ -1,0 +1,113 @@
+import { describeIntegration } from '@bucketsync/dev-databases/vitest';
+import { finishSnapshot, GLOBAL_TODOS, pos, table, todo } from '@bucketsync/service-core-tests';
+import { setMaxListeners } from 'node:events';
+import pg from 'pg';
+import { afterEach, expect, it } from 'vitest';
+import type { PostgresStorage } from '../src/index.js';
+import { freshSchemaName, openTestStorage } from './postgres-test-storage.js';
+
+describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
+  const opened: PostgresStorage[] = [];
+  afterEach(async () => {
+    for (const storage of opened.splice(0).reverse()) {
+      await storage.teardown().catch(() => undefined);
+      await storage.close();
+    }
+  });
+  async function open(schema = freshSchemaName()): Promise<PostgresStorage> {
+    const storage = await openTestStorage(url, { schema });
+    opened.push(storage);
+    return storage;
+  }
+  async function count(sql: string, params: unknown[] = []): Promise<number> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      return Number((await client.query<{ n: string }>(sql, params)).rows[0]?.n ?? 0);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('fans checkpoint notifications out to every watcher of the process through one LISTEN connection', async () => {
+    const schema = freshSchemaName();
+    const writer = await open(schema);
+    const readerA = await open(schema);
+    const readerB = await open(schema);
+    const { config } = await writer.deploySyncConfig(GLOBAL_TODOS);
+    const todos = await table(config, 'todos');
+    const batch = config.createWriteBatch();
+    await finishSnapshot(batch, [todos], pos(1));
+
+    const controller = new AbortController();
+    setMaxListeners(100, controller.signal);
+    const configs = [await readerA.getSyncConfig(config.configId), await readerB.getSyncConfig(config.configId)];
+    const watchers = Array.from({ length: 40 }, (_, i) => configs[i % 2]!.watchCheckpoints(controller.signal)[Symbol.asyncIterator]());
+    await Promise.all(watchers.map((w) => w.next()));
+    const listeners = await count(
+      `SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1`,
+      [`LISTEN "${schema}_checkpoints"`],
+    );
+    expect(listeners).toBe(1);
+
+    await batch.save({ tag: 'insert', table: todos, after: todo('a') });
+    const { checkpoint } = await batch.commit(pos(2));
+    const events = await Promise.all(watchers.map((w) => w.next()));
+    expect(events.every((e) => e.value.checkpoint.opId === checkpoint.opId)).toBe(true);
+    controller.abort();
+    await Promise.all(watchers.map((w) => w.return?.()));
+  });
+
+  it('cleanup removes every op, row and parameter entry of stopped configs and leaves the active one alone', async () => {
+    const storage = await open();
+    const { config: old } = await storage.deploySyncConfig(GLOBAL_TODOS);
+    const oldTodos = await table(old, 'todos');
+    const oldBatch = old.createWriteBatch();
+    await finishSnapshot(oldBatch, [oldTodos], pos(1));
+    for (let i = 0; i < 50; i++) await oldBatch.save({ tag: 'insert', table: oldTodos, after: todo(`t${i}`) });
+    await oldBatch.commit(pos(2));
+
+    const { config: next } = await storage.deploySyncConfig(`${GLOBAL_TODOS}\n# v2\n`);
+    const nextTodos = await table(next, 'todos');
+    const nextBatch = next.createWriteBatch();
+    await finishSnapshot(nextBatch, [nextTodos], pos(3));
+    await nextBatch.save({ tag: 'insert', table: nextTodos, after: todo('x') });
+    await nextBatch.commit(pos(4));
+
+    const schema = storage.ctx.schema;
+    expect(await count(`SELECT count(*) AS n FROM ${schema}.ops WHERE config_id = $1`, [old.configId])).toBe(50);
+    expect(await storage.cleanupStoppedConfigs()).toBe(1);
+    for (const t of ['ops', 'current_data', 'parameter_index', 'source_tables']) {
+      expect(await count(`SELECT count(*) AS n FROM ${schema}.${t} WHERE config_id = $1`, [old.configId])).toBe(0);
+    }
+    expect(await count(`SELECT count(*) AS n FROM ${schema}.ops WHERE config_id = $1`, [next.configId])).toBe(1);
+    expect(await storage.cleanupStoppedConfigs()).toBe(0);
+  });
+
+  it('purges tombstones once their table snapshot is done and a later checkpoint passed them', async () => {
+    const storage = await open();
+    const { config } = await storage.deploySyncConfig(GLOBAL_TODOS);
+    const todos = await table(config, 'todos');
+    const batch = config.createWriteBatch();
+    await batch.save({ tag: 'insert', table: todos, after: todo('a') });
+    await batch.save({ tag: 'delete', table: todos, before: { id: 'a' } });
+    await batch.commit(pos(1));
+    const tombstones = `SELECT count(*) AS n FROM ${storage.ctx.schema}.current_data WHERE deleted_op IS NOT NULL`;
+    expect(await count(tombstones)).toBe(1);
+    await finishSnapshot(batch, [todos], pos(2));
+    await batch.commit(pos(3));
+    expect(await count(tombstones)).toBe(0);
+  });
+
+  it('keeps memory bounded by flushing a large batch in chunks', async () => {
+    const storage = await open();
+    const { config } = await storage.deploySyncConfig(GLOBAL_TODOS);
+    const todos = await table(config, 'todos');
+    let flushes = 0;
+    const batch = config.createWriteBatch({ maxBufferedRows: 1000, hooks: { afterFlush: () => void flushes++ } });
+    for (let i = 0; i < 5000; i++) await batch.save({ tag: 'insert', table: todos, after: todo(`t${i}`) });
+    await batch.flush();
+    expect(flushes).toBe(5);
+    expect(await count(`SELECT count(*) AS n FROM ${storage.ctx.schema}.ops`)).toBe(5000);
+  });
+});

@@ -1,0 +1,252 @@
+/**
+ * Parses one SQL text of a sync config with pgsql-ast-parser and enforces the supported subset
+ * (a single SELECT without DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, OFFSET); resolves its
+ * FROM clause and provides the scopes expressions are compiled in.
+ */
+import {
+  parse,
+  type Expr,
+  type ExprCall,
+  type ExprRef,
+  type SelectFromStatement,
+  type Statement,
+} from 'pgsql-ast-parser';
+import { CompileError } from './diagnostic.js';
+import type { RequestContext } from './request-context.js';
+import { fail, nodeText, type Evaluator, type Scope, type SqlText } from './sql-expression.js';
+import type { SqliteRow } from './sqlite-value.js';
+import { tablePattern, type TablePattern } from './table-pattern.js';
+
+/** Finds a keyword's offset in SQL text, for clauses the parser gives no location for. */
+function keywordRange(sql: SqlText, pattern: RegExp): { start: number; end: number } | undefined {
+  const match = pattern.exec(sql.source.text);
+  return match ? { start: match.index, end: match.index + match[0].length } : undefined;
+}
+
+function failAtKeyword(sql: SqlText, pattern: RegExp, message: string): never {
+  const range = keywordRange(sql, pattern);
+  throw new CompileError(message, range ? sql.source.sourceRange(range.start, range.end) : sql.source.range);
+}
+
+/** Translates a parser error into a CompileError at the offending token. */
+function syntaxError(sql: SqlText, error: unknown): CompileError {
+  const e = error as { token?: { offset?: number; text?: string }; message?: string };
+  const message = String(e.message ?? error);
+  let offset = e.token?.offset;
+  if (offset === undefined) {
+    const match = /at line (\d+) col (\d+)/.exec(message);
+    if (match) {
+      const lines = sql.source.text.split('\n');
+      offset = lines.slice(0, Number(match[1]) - 1).reduce((sum, l) => sum + l.length + 1, 0) + Number(match[2]) - 1;
+    }
+  }
+  if (offset === undefined && /end of input/i.test(message)) offset = sql.source.text.trimEnd().length;
+  offset ??= 0;
+  const token = e.token?.text;
+  const what =
+    token !== undefined
+      ? `unexpected "${token}"`
+      : offset >= sql.source.text.trimEnd().length
+        ? 'the query ends too early'
+        : `unexpected character "${sql.source.text[offset]}"`;
+  const length = sql.source.text.length;
+  const start = Math.min(offset, Math.max(0, length - 1));
+  const end = Math.min(Math.max(offset + (token?.length ?? 1), start + 1), length);
+  return new CompileError(
+    `SQL syntax error: ${what}. Check the query against the supported SQL in docs/sync-config.md.`,
+    sql.source.sourceRange(start, end),
+  );
+}
+
+/** Parses SQL text into exactly one SELECT statement of the supported shape. */
+export function parseSelect(sql: SqlText): SelectFromStatement {
+  let statements: Statement[];
+  try {
+    statements = parse(sql.source.text, { locationTracking: true });
+  } catch (error) {
+    throw syntaxError(sql, error);
+  }
+  if (statements.length === 0)
+    throw new CompileError('The query is empty: write a SELECT statement.', sql.source.range);
+  if (statements.length > 1) {
+    fail(
+      sql,
+      statements[1],
+      `Found ${statements.length} statements: each query must be a single SELECT statement (use a list for several queries).`,
+    );
+  }
+  const statement = statements[0]!;
+  if (statement.type === 'with' || statement.type === 'with recursive') {
+    fail(sql, statement, 'WITH (common table expressions) is not supported in sync config editions 1-2.');
+  }
+  if (statement.type === 'union' || statement.type === 'union all') {
+    fail(sql, statement, 'UNION is not supported: write one query per SELECT (a list under data:, or another stream).');
+  }
+  if (statement.type !== 'select') {
+    fail(sql, statement, `Only SELECT statements are supported, found ${statement.type.toUpperCase()}.`);
+  }
+  checkSelectShape(sql, statement);
+  return statement;
+}
+
+/** Rejects the SELECT clauses a sync config cannot evaluate per row. */
+export function checkSelectShape(sql: SqlText, select: SelectFromStatement): void {
+  if (select.distinct) {
+    failAtKeyword(sql, /\bdistinct\b/i, 'DISTINCT is not supported: each source row is synced once per bucket anyway.');
+  }
+  if (select.groupBy) {
+    failAtKeyword(
+      sql,
+      /\bgroup\s+by\b/i,
+      'GROUP BY is not supported: sync queries select rows, they cannot aggregate.',
+    );
+  }
+  if (select.having) failAtKeyword(sql, /\bhaving\b/i, 'HAVING is not supported: sync queries cannot aggregate.');
+  if (select.orderBy) {
+    failAtKeyword(sql, /\border\s+by\b/i, "ORDER BY is not supported: order rows in the client's queries instead.");
+  }
+  if (select.limit?.limit) {
+    failAtKeyword(
+      sql,
+      /\blimit\b/i,
+      'LIMIT is not supported: a sync query selects every matching row; filter with WHERE instead.',
+    );
+  }
+  if (select.limit?.offset) {
+    failAtKeyword(
+      sql,
+      /\boffset\b/i,
+      'OFFSET is not supported: a sync query selects every matching row; filter with WHERE instead.',
+    );
+  }
+  for (const column of select.columns ?? []) {
+    if (column.expr.type === 'call' && ['count', 'sum', 'min', 'max', 'avg'].includes(column.expr.function.name)) {
+      fail(
+        sql,
+        column.expr,
+        `Aggregate function ${column.expr.function.name}() is not supported: sync queries select rows, they cannot aggregate.`,
+      );
+    }
+  }
+}
+
+/** The single table a query reads, with the names its columns may be qualified with. */
+export interface QueryTable {
+  readonly pattern: TablePattern;
+  /** `AS` alias, which is also the output table name of data queries. */
+  readonly alias: string | undefined;
+  /** Qualifiers accepted in column references (`todos.id`, `t.id`). */
+  readonly qualifiers: ReadonlySet<string>;
+  readonly schemaQualified: boolean;
+}
+
+/** The FROM clause of a query: nothing, one table, or `json_each(<expression>)`. */
+export type FromClause =
+  | { kind: 'none' }
+  | { kind: 'table'; table: QueryTable }
+  | { kind: 'json_each'; call: ExprCall; alias: string | undefined };
+
+/** Resolves the FROM clause; `joinMessage` is the error for joins and several tables. */
+export function resolveFrom(
+  sql: SqlText,
+  select: SelectFromStatement,
+  defaultSchema: string,
+  joinMessage: string,
+): FromClause {
+  const from = select.from ?? [];
+  if (from.length === 0) return { kind: 'none' };
+  if (from.length > 1) fail(sql, from[1], joinMessage);
+  const item = from[0]!;
+  if (item.type === 'call') {
+    if (item.function.name !== 'json_each' || item.function.schema) {
+      fail(
+        sql,
+        item,
+        `Table function ${nodeText(sql, item.function)}() is not supported: only json_each() can be used in FROM.`,
+      );
+    }
+    if (item.args.length !== 1) fail(sql, item, 'json_each() takes 1 argument: a JSON array.');
+    return { kind: 'json_each', call: item, alias: item.alias?.name };
+  }
+  if (item.type !== 'table') fail(sql, item, 'Subqueries in FROM are not supported: select from one table.');
+  const name = item.name;
+  const pattern = tablePattern(name.schema ?? defaultSchema, name.name);
+  const qualifiers = new Set<string>(name.alias ? [name.alias] : [name.name]);
+  return {
+    kind: 'table',
+    table: { pattern, alias: name.alias, qualifiers, schemaQualified: name.schema !== undefined },
+  };
+}
+
+/** Checks that a column reference's qualifier names the queried table. */
+function checkQualifier(sql: SqlText, table: QueryTable, node: ExprRef): void {
+  const qualifier = node.table;
+  if (!qualifier) return;
+  const schemaOk = qualifier.schema === undefined || qualifier.schema === table.pattern.schema;
+  if (!schemaOk || !table.qualifiers.has(qualifier.name)) {
+    const known = [...table.qualifiers].join(', ');
+    fail(
+      sql,
+      node,
+      `Unknown table "${qualifier.name}" in ${nodeText(sql, node)}: this query reads only from ${known}.`,
+    );
+  }
+}
+
+/** A row scope: columns of the queried table; request values are rejected with `requestMessage`. */
+export function rowScope(sql: SqlText, table: QueryTable, requestMessage: string): Scope<SqliteRow> {
+  return {
+    column(name, node): Evaluator<SqliteRow> {
+      checkQualifier(sql, table, node);
+      return (row) => row[name] ?? null;
+    },
+    request(_ref, node): never {
+      fail(sql, node, requestMessage);
+    },
+  };
+}
+
+/** A request scope: request values only (static parameter queries, request filters). */
+export function requestScope(sql: SqlText, columnMessage: string): Scope<RequestContext> {
+  return {
+    column(_name, node): never {
+      fail(sql, node, `${columnMessage} (found "${nodeText(sql, node)}").`);
+    },
+    request(ref): Evaluator<RequestContext> {
+      return (request) => request.read(ref);
+    },
+  };
+}
+
+/** Input of json_each parameter queries: one array element plus the request. */
+export interface JsonEachInput {
+  element: SqliteRow;
+  request: RequestContext;
+}
+
+/** The json_each scope: its `value` and `key` columns plus request values. */
+export function jsonEachScope(sql: SqlText, alias: string | undefined): Scope<JsonEachInput> {
+  return {
+    column(name, node): Evaluator<JsonEachInput> {
+      if (node.table && (node.table.name !== alias || node.table.schema)) {
+        fail(
+          sql,
+          node,
+          `Unknown table "${node.table.name}": json_each() rows are ${alias ? `${alias}.value` : 'value'}.`,
+        );
+      }
+      if (name !== 'value' && name !== 'key') fail(sql, node, `json_each() has columns value and key, not "${name}".`);
+      return (input) => input.element[name] ?? null;
+    },
+    request(ref): Evaluator<JsonEachInput> {
+      return (input) => input.request.read(ref);
+    },
+  };
+}
+
+/** Output name of a SELECT column: its alias, or the column name of a plain reference. */
+export function columnName(sql: SqlText, expr: Expr, alias: string | undefined): string {
+  if (alias !== undefined) return alias;
+  if (expr.type === 'ref') return expr.name;
+  fail(sql, expr, `Add a name to this expression: ${nodeText(sql, expr)} AS name.`);
+}
