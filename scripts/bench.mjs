@@ -51,7 +51,13 @@ if (benches.length === 0) {
 }
 
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'bucketsync-bench-'));
-const results = { startedAt: new Date().toISOString(), node: process.version, cpus: os.cpus().length, filter: filter ?? null, packages: {} };
+const results = {
+  startedAt: new Date().toISOString(),
+  node: process.version,
+  cpus: os.cpus().length,
+  filter: filter ?? null,
+  packages: {},
+};
 let failures = 0;
 for (const { folder, pkg } of benches) {
   console.log(`\n=== ${pkg.name}: ${pkg.scripts.bench}`);

@@ -67,7 +67,15 @@ export function redactUri(uri: string): string {
 }
 
 const RETRYABLE_SQLSTATE_CLASSES = new Set(['08', '53', '57', '58', '40']);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 
 /**
  * Translates a driver error: connection loss, shutdown, resource exhaustion and

@@ -7,7 +7,13 @@ describe('array literals', () => {
     ['{1,2,3}', ['1', '2', '3']],
     ['{NULL,"NULL",x}', [null, 'NULL', 'x']],
     ['{"a b","c\\"d","e\\\\f",""}', ['a b', 'c"d', 'e\\f', '']],
-    ['{{1,2},{3,4}}', [['1', '2'], ['3', '4']]],
+    [
+      '{{1,2},{3,4}}',
+      [
+        ['1', '2'],
+        ['3', '4'],
+      ],
+    ],
     ['[0:1]={7,8}', ['7', '8']],
     ['{"{x}",y}', ['{x}', 'y']],
   ])('parses %s', (literal, expected) => {
@@ -84,7 +90,15 @@ describe('Postgres type decoding', () => {
     const decoder = new PostgresTypeDecoder({ edition: 1 });
     expect(decoder.unknownOids([PgOid.int4, 50001, 50002, 50003])).toEqual([50001, 50002, 50003]);
     decoder.registerTypes([
-      { oid: 50001, name: 'positive_int', kind: 'd', category: 'N', elementOid: 0, baseOid: PgOid.int8, delimiter: ',' },
+      {
+        oid: 50001,
+        name: 'positive_int',
+        kind: 'd',
+        category: 'N',
+        elementOid: 0,
+        baseOid: PgOid.int8,
+        delimiter: ',',
+      },
       { oid: 50002, name: 'mood', kind: 'e', category: 'E', elementOid: 0, baseOid: 0, delimiter: ',' },
       { oid: 50003, name: '_mood', kind: 'b', category: 'A', elementOid: 50002, baseOid: 0, delimiter: ',' },
     ]);

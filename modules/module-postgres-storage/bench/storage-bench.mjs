@@ -4,6 +4,7 @@
 // Uses PG_STORAGE_TEST_URL when set, else starts the throwaway Postgres. Plain JS (Node 20).
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { clearInterval, setInterval } from 'node:timers';
 import { startTestDatabases } from '@bucketsync/dev-databases';
 import { PostgresStorage } from '../dist/index.js';
 
@@ -42,25 +43,49 @@ try {
     await batch.save({
       tag: 'insert',
       table,
-      after: { id: `todo-${i}`, title: `Buy item number ${i}`, done: BigInt(i & 1), list_id: 'list-1', created_at: '2025-08-19 09:21:00Z' },
+      after: {
+        id: `todo-${i}`,
+        title: `Buy item number ${i}`,
+        done: BigInt(i & 1),
+        list_id: 'list-1',
+        created_at: '2025-08-19 09:21:00Z',
+      },
     });
   }
   const { checkpoint } = await batch.commit('P1');
   let seconds = (performance.now() - start) / 1000;
-  results.write = { rows: ROWS, seconds: round(seconds), opsPerSecond: Math.round(ROWS / seconds), targetOpsPerSecond: 100_000 };
-  results.memory = { peakRssMb: Math.round(peakRss / 2 ** 20), rssBeforeMb: Math.round(rssBefore / 2 ** 20), targetPeakRssMb: 200 };
+  results.write = {
+    rows: ROWS,
+    seconds: round(seconds),
+    opsPerSecond: Math.round(ROWS / seconds),
+    targetOpsPerSecond: 100_000,
+  };
+  results.memory = {
+    peakRssMb: Math.round(peakRss / 2 ** 20),
+    rssBeforeMb: Math.round(rssBefore / 2 ** 20),
+    targetPeakRssMb: 200,
+  };
   log('write', results.write);
   log('memory', results.memory);
 
   start = performance.now();
   let ops = 0;
   let chunks = 0;
-  for await (const chunk of config.getBucketData({ checkpoint: checkpoint.opId, buckets: [{ bucket: 'global[]', after: 0n }] })) {
+  for await (const chunk of config.getBucketData({
+    checkpoint: checkpoint.opId,
+    buckets: [{ bucket: 'global[]', after: 0n }],
+  })) {
     ops += chunk.ops.length;
     chunks++;
   }
   seconds = (performance.now() - start) / 1000;
-  results.read = { ops, chunks, seconds: round(seconds), opsPerSecond: Math.round(ops / seconds), targetOpsPerSecond: 300_000 };
+  results.read = {
+    ops,
+    chunks,
+    seconds: round(seconds),
+    opsPerSecond: Math.round(ops / seconds),
+    targetOpsPerSecond: 300_000,
+  };
   log('read', results.read);
 
   // Cold: a fresh storage instance has no cached checksums.
@@ -73,7 +98,13 @@ try {
   const cached = (await coldConfig.getChecksums(checkpoint.opId, ['global[]'])).get('global[]');
   const cachedMs = performance.now() - start;
   await cold.close();
-  results.checksum = { ops: cached.count, coldMs: round(coldMs), cachedMs: round(cachedMs), targetColdMs: 1000, targetCachedMs: 50 };
+  results.checksum = {
+    ops: cached.count,
+    coldMs: round(coldMs),
+    cachedMs: round(cachedMs),
+    targetColdMs: 1000,
+    targetCachedMs: 50,
+  };
   log('checksum', results.checksum);
 } finally {
   clearInterval(sampler);
@@ -82,7 +113,8 @@ try {
   await databases?.stop();
 }
 results.memory.peakRssMb = Math.max(results.memory.peakRssMb, Math.round(peakRss / 2 ** 20));
-if (process.env.BENCH_RESULTS_FILE) writeFileSync(process.env.BENCH_RESULTS_FILE, JSON.stringify({ storage: results }, null, 2));
+if (process.env.BENCH_RESULTS_FILE)
+  writeFileSync(process.env.BENCH_RESULTS_FILE, JSON.stringify({ storage: results }, null, 2));
 
 function round(n) {
   return Math.round(n * 1000) / 1000;

@@ -24,7 +24,12 @@ export function checkpointChannel(schema: string): string {
 
 /** Encodes a notification payload (well under the 8000-byte NOTIFY limit for sane positions). */
 export function encodeCheckpointNotification(n: CheckpointNotification): string {
-  return JSON.stringify({ c: n.configId, o: n.opId.toString(), p: n.position ?? null, k: n.compactedThrough.toString() });
+  return JSON.stringify({
+    c: n.configId,
+    o: n.opId.toString(),
+    p: n.position ?? null,
+    k: n.compactedThrough.toString(),
+  });
 }
 
 function decode(payload: string | undefined): CheckpointNotification | undefined {

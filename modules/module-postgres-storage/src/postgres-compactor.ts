@@ -58,7 +58,11 @@ export async function compactBuckets(
       if (n > 0 && !clearOnly) {
         const last = run.rows[0]!.last!;
         const checksum = Number(BigInt.asIntN(32, BigInt(run.rows[0]!.total ?? '0')));
-        await client.query(`DELETE FROM ${s}.ops WHERE config_id = $1 AND bucket = $2 AND op_id <= $3`, [configId, bucket, last]);
+        await client.query(`DELETE FROM ${s}.ops WHERE config_id = $1 AND bucket = $2 AND op_id <= $3`, [
+          configId,
+          bucket,
+          last,
+        ]);
         await client.query(`INSERT INTO ${s}.ops (config_id, bucket, op_id, op, checksum) VALUES ($1, $2, $3, 4, $4)`, [
           configId,
           bucket,
@@ -88,6 +92,10 @@ async function isClear(
   bucket: string,
   opId: string,
 ): Promise<boolean> {
-  const { rows } = await client.query(`SELECT op FROM ${s}.ops WHERE config_id = $1 AND bucket = $2 AND op_id = $3`, [configId, bucket, opId]);
+  const { rows } = await client.query(`SELECT op FROM ${s}.ops WHERE config_id = $1 AND bucket = $2 AND op_id = $3`, [
+    configId,
+    bucket,
+    opId,
+  ]);
   return rows[0]?.op === 4;
 }

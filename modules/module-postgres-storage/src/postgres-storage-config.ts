@@ -34,7 +34,9 @@ export function normalisePostgresStorageConfig(raw: unknown, source = 'storage')
   if (typeof raw !== 'object' || raw === null) problems.push(`${source}: expected an object`);
   const uri = input.uri;
   if (typeof uri !== 'string' || !/^postgres(ql)?:\/\//.test(uri)) {
-    problems.push(`${source}.uri: expected a postgres:// URI (got ${uri === undefined ? 'nothing' : JSON.stringify(redactUri(String(uri)))})`);
+    problems.push(
+      `${source}.uri: expected a postgres:// URI (got ${uri === undefined ? 'nothing' : JSON.stringify(redactUri(String(uri)))})`,
+    );
   }
   const schema = input.schema ?? 'bucketsync';
   if (typeof schema !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {

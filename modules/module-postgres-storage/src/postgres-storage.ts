@@ -62,7 +62,10 @@ export class PostgresStorage implements BucketStorage {
   private constructor(readonly ctx: PostgresStorageContext) {}
 
   /** Opens storage from a `storage` config section; migrates unless `options.migrate` is false. */
-  static async open(raw: PostgresStorageConfig | unknown, options: PostgresStorageOptions = {}): Promise<PostgresStorage> {
+  static async open(
+    raw: PostgresStorageConfig | unknown,
+    options: PostgresStorageOptions = {},
+  ): Promise<PostgresStorage> {
     const config = normalisePostgresStorageConfig(raw);
     const pool = await openPostgresPool(config);
     try {
@@ -166,7 +169,10 @@ export class PostgresStorage implements BucketStorage {
     return rows[0] ? this.storageFor(rows[0].id, rows[0].content) : undefined;
   }
 
-  async acquireReplicationLock(configId: number, options: { holder: string; ttlMs?: number }): Promise<ReplicationLock | undefined> {
+  async acquireReplicationLock(
+    configId: number,
+    options: { holder: string; ttlMs?: number },
+  ): Promise<ReplicationLock | undefined> {
     const ttl = options.ttlMs ?? 60_000;
     const s = this.ctx.schema;
     const take = async (refresh: boolean) => {
@@ -184,27 +190,32 @@ export class PostgresStorage implements BucketStorage {
       holder: options.holder,
       refresh: async () => {
         if (released || !(await take(true))) {
-          throw new ServiceError(ErrorCode.STORAGE_UNREACHABLE, `the replication lock of sync config ${configId} was lost`, {
-            retryable: true,
-          });
+          throw new ServiceError(
+            ErrorCode.STORAGE_UNREACHABLE,
+            `the replication lock of sync config ${configId} was lost`,
+            {
+              retryable: true,
+            },
+          );
         }
       },
       release: async () => {
         if (released) return;
         released = true;
-        await this.query(`UPDATE ${s}.sync_configs SET lock_holder = NULL, lock_expires_at = NULL WHERE id = $1 AND lock_holder = $2`, [
-          configId,
-          options.holder,
-        ]);
+        await this.query(
+          `UPDATE ${s}.sync_configs SET lock_holder = NULL, lock_expires_at = NULL WHERE id = $1 AND lock_holder = $2`,
+          [configId, options.holder],
+        );
       },
     };
   }
 
   async restartReplication(configId: number): Promise<SyncConfigStorage> {
     const s = this.ctx.schema;
-    const { rows } = await this.query<{ content: string; state: string }>(`SELECT content, state FROM ${s}.sync_configs WHERE id = $1`, [
-      configId,
-    ]);
+    const { rows } = await this.query<{ content: string; state: string }>(
+      `SELECT content, state FROM ${s}.sync_configs WHERE id = $1`,
+      [configId],
+    );
     const row = rows[0];
     if (!row) throw new ServiceError(ErrorCode.INTERNAL, `sync config ${configId} does not exist`);
     // The active config keeps serving; any processing one (this one included) is replaced.
@@ -218,7 +229,9 @@ export class PostgresStorage implements BucketStorage {
 
   async cleanupStoppedConfigs(): Promise<number> {
     const s = this.ctx.schema;
-    const { rows } = await this.query<{ id: number }>(`SELECT id FROM ${s}.sync_configs WHERE state = 'stopped' ORDER BY id`);
+    const { rows } = await this.query<{ id: number }>(
+      `SELECT id FROM ${s}.sync_configs WHERE state = 'stopped' ORDER BY id`,
+    );
     for (const { id } of rows) {
       for (const table of ['ops', 'current_data', 'parameter_index', 'custom_write_checkpoints', 'source_tables']) {
         await this.query(`DELETE FROM ${s}.${table} WHERE config_id = $1`, [id]);
@@ -231,7 +244,11 @@ export class PostgresStorage implements BucketStorage {
     return rows.length;
   }
 
-  async createManagedWriteCheckpoint(request: { userId: string; clientId: string; headPosition: string }): Promise<bigint> {
+  async createManagedWriteCheckpoint(request: {
+    userId: string;
+    clientId: string;
+    headPosition: string;
+  }): Promise<bigint> {
     const { rows } = await this.query<{ id: string }>(
       `INSERT INTO ${this.ctx.schema}.write_checkpoints AS w (user_id, client_id, id, head_position) VALUES ($1, $2, 1, $3)
        ON CONFLICT (user_id, client_id) DO UPDATE SET id = w.id + 1, head_position = excluded.head_position RETURNING id`,
@@ -240,7 +257,11 @@ export class PostgresStorage implements BucketStorage {
     return BigInt(rows[0]!.id);
   }
 
-  async getManagedWriteCheckpoint(request: { userId: string; clientId: string; position: string }): Promise<bigint | undefined> {
+  async getManagedWriteCheckpoint(request: {
+    userId: string;
+    clientId: string;
+    position: string;
+  }): Promise<bigint | undefined> {
     const { rows } = await this.query<{ id: string; head_position: string }>(
       `SELECT id, head_position FROM ${this.ctx.schema}.write_checkpoints WHERE user_id = $1 AND client_id = $2`,
       [request.userId, request.clientId],

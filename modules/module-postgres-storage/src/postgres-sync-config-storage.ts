@@ -163,9 +163,10 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     const client = await this.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<RawConfigRow>(`SELECT * FROM ${this.ctx.schema}.sync_configs WHERE id = $1 FOR UPDATE`, [
-        this.configId,
-      ]);
+      const { rows } = await client.query<RawConfigRow>(
+        `SELECT * FROM ${this.ctx.schema}.sync_configs WHERE id = $1 FOR UPDATE`,
+        [this.configId],
+      );
       if (!rows[0]) throw new Error(`sync config ${this.configId} no longer exists`);
       const result = await fn(client, toConfigRow(rows[0]));
       await client.query('COMMIT');
@@ -197,7 +198,9 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
   }
 
   async readConfig(): Promise<ConfigRow> {
-    const { rows } = await this.query<RawConfigRow>(`SELECT * FROM ${this.ctx.schema}.sync_configs WHERE id = $1`, [this.configId]);
+    const { rows } = await this.query<RawConfigRow>(`SELECT * FROM ${this.ctx.schema}.sync_configs WHERE id = $1`, [
+      this.configId,
+    ]);
     if (!rows[0]) throw new Error(`sync config ${this.configId} no longer exists`);
     return toConfigRow(rows[0]);
   }
@@ -214,7 +217,10 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         [this.configId, connectionTag, descriptor.schema, descriptor.name],
       );
       const same = rows.find(
-        (r) => r.object_id === objectId && r.replica_id_columns.length === columns.length && r.replica_id_columns.every((c, i) => c === columns[i]),
+        (r) =>
+          r.object_id === objectId &&
+          r.replica_id_columns.length === columns.length &&
+          r.replica_id_columns.every((c, i) => c === columns[i]),
       );
       if (same) return { table: toStoredTable(same), replaced: [], created: false };
       const inserted = await client.query<RawTableRow>(
@@ -285,10 +291,10 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         blockedBy = `position ${position} has not reached the snapshot boundary ${config.noCheckpointBefore}`;
       }
       if (blockedBy !== undefined) {
-        await client.query(`UPDATE ${s}.sync_configs SET last_commit_position = $2, resume_position = $2 WHERE id = $1`, [
-          this.configId,
-          position,
-        ]);
+        await client.query(
+          `UPDATE ${s}.sync_configs SET last_commit_position = $2, resume_position = $2 WHERE id = $1`,
+          [this.configId, position],
+        );
         return { checkpointCreated: false, checkpoint: current, blockedBy };
       }
       if (config.checkpointOpId === config.lastOpId && config.checkpointPosition === position) {
@@ -301,7 +307,9 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
       );
       if (config.state === 'processing') {
         // The first consistent checkpoint of a processing config activates it (architecture.md section 5).
-        await client.query(`UPDATE ${s}.sync_configs SET state = 'stopped' WHERE state = 'active' AND id <> $1`, [this.configId]);
+        await client.query(`UPDATE ${s}.sync_configs SET state = 'stopped' WHERE state = 'active' AND id <> $1`, [
+          this.configId,
+        ]);
         await client.query(`UPDATE ${s}.sync_configs SET state = 'active' WHERE id = $1`, [this.configId]);
       }
       if (this.tombstonesWritten) {
@@ -325,7 +333,10 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
   }
 
   /** Sends the checkpoint notification (delivered when the transaction commits). */
-  async notify(client: pg.ClientBase, n: { opId: bigint; position: string | undefined; compactedThrough: bigint }): Promise<void> {
+  async notify(
+    client: pg.ClientBase,
+    n: { opId: bigint; position: string | undefined; compactedThrough: bigint },
+  ): Promise<void> {
     await client.query('SELECT pg_notify($1, $2)', [
       checkpointChannel(this.ctx.schemaName),
       encodeCheckpointNotification({ configId: this.configId, ...n }),
@@ -339,7 +350,11 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     const unsubscribe = await this.ctx.listener.subscribe((n) => {
       if (n === undefined) reread = true;
       else if (n.configId === this.configId) {
-        latest = { configId: n.configId, checkpoint: { opId: n.opId, position: n.position }, compactedThrough: n.compactedThrough };
+        latest = {
+          configId: n.configId,
+          checkpoint: { opId: n.opId, position: n.position },
+          compactedThrough: n.compactedThrough,
+        };
       } else return;
       wake?.();
     });
@@ -549,13 +564,20 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         this.configId,
         through.toString(),
       ]);
-      await this.notify(client, { opId: locked.checkpointOpId, position: locked.checkpointPosition, compactedThrough: through });
+      await this.notify(client, {
+        opId: locked.checkpointOpId,
+        position: locked.checkpointPosition,
+        compactedThrough: through,
+      });
     });
     return result;
   }
 
   async reportError(error: unknown): Promise<void> {
     const text = error instanceof Error ? error.message : String(error);
-    await this.query(`UPDATE ${this.ctx.schema}.sync_configs SET last_error = $2 WHERE id = $1`, [this.configId, text.slice(0, 10_000)]);
+    await this.query(`UPDATE ${this.ctx.schema}.sync_configs SET last_error = $2 WHERE id = $1`, [
+      this.configId,
+      text.slice(0, 10_000),
+    ]);
   }
 }

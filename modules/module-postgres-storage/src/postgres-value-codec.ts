@@ -22,7 +22,9 @@ function decodeValue(value: unknown): SqliteValue {
 
 /** Rows to stored JSON text. */
 export function encodeRows(rows: readonly SqliteRow[]): string {
-  return JSON.stringify(rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, encodeValue(v)]))));
+  return JSON.stringify(
+    rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, encodeValue(v)]))),
+  );
 }
 
 /** Stored JSON text back to rows. */

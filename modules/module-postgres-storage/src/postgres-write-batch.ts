@@ -167,7 +167,9 @@ export class PostgresWriteBatch implements WriteBatch {
       this.progress.clear();
       const custom = this.customCheckpoints;
       this.customCheckpoints = [];
-      const result = await this.storage.withConfigLock((client, config) => this.write(client, config, prepared, progress, custom));
+      const result = await this.storage.withConfigLock((client, config) =>
+        this.write(client, config, prepared, progress, custom),
+      );
       const full: FlushResult = { ...result, rowsSkipped: result.rowsSkipped + skipped };
       await this.options.hooks?.afterFlush?.({ ...context, result: full });
       return full;
@@ -190,7 +192,14 @@ export class PostgresWriteBatch implements WriteBatch {
     if (save.tag === 'update' && save.before) {
       const oldKey = replicaKey(save.before, table.replicaIdColumns);
       if (oldKey !== key) {
-        out.push({ table, key: oldKey, subkey: opSubkey(ref, oldKey), position: save.position, outputs: undefined, lookups: [] });
+        out.push({
+          table,
+          key: oldKey,
+          subkey: opSubkey(ref, oldKey),
+          position: save.position,
+          outputs: undefined,
+          lookups: [],
+        });
       }
     }
     const subkey = opSubkey(ref, key);
@@ -204,7 +213,14 @@ export class PostgresWriteBatch implements WriteBatch {
     if (table.syncData) {
       for (const result of syncConfig.evaluateRow(ref, save.after)) {
         if ('error' in result) {
-          this.rowError(new ServiceError(ErrorCode.SYNC_CONFIG_INVALID, `row ${key} of ${table.schema}.${table.name}: ${result.error}`), table, key);
+          this.rowError(
+            new ServiceError(
+              ErrorCode.SYNC_CONFIG_INVALID,
+              `row ${key} of ${table.schema}.${table.name}: ${result.error}`,
+            ),
+            table,
+            key,
+          );
           return;
         }
         const json = engine.rowToJson(result.data);
@@ -226,7 +242,14 @@ export class PostgresWriteBatch implements WriteBatch {
     if (table.syncParameters) {
       for (const result of syncConfig.evaluateParameterRow(ref, save.after)) {
         if ('error' in result) {
-          this.rowError(new ServiceError(ErrorCode.SYNC_CONFIG_INVALID, `row ${key} of ${table.schema}.${table.name}: ${result.error}`), table, key);
+          this.rowError(
+            new ServiceError(
+              ErrorCode.SYNC_CONFIG_INVALID,
+              `row ${key} of ${table.schema}.${table.name}: ${result.error}`,
+            ),
+            table,
+            key,
+          );
           return;
         }
         lookups.push({ lookup: engine.serializeParameterLookup(result.lookup), outputs: result.outputs });
@@ -261,7 +284,12 @@ export class PostgresWriteBatch implements WriteBatch {
     for (const change of changes) {
       const stateKey = `${change.table.id}\u0000${change.key}`;
       let state = states.get(stateKey);
-      if (state && change.position !== undefined && state.position !== null && comparePositions(change.position, state.position) <= 0) {
+      if (
+        state &&
+        change.position !== undefined &&
+        state.position !== null &&
+        comparePositions(change.position, state.position) <= 0
+      ) {
         skipped++; // A replay of a change already applied (invariant 6).
         continue;
       }
@@ -270,7 +298,15 @@ export class PostgresWriteBatch implements WriteBatch {
         continue;
       }
       if (!state) {
-        state = { buckets: [], lookups: [], position: null, deletedOp: null, exists: false, existed: false, changed: false };
+        state = {
+          buckets: [],
+          lookups: [],
+          position: null,
+          deletedOp: null,
+          exists: false,
+          existed: false,
+          changed: false,
+        };
         states.set(stateKey, state);
       }
       applied++;
@@ -293,7 +329,9 @@ export class PostgresWriteBatch implements WriteBatch {
       const rowKey = copyField(change.key);
       for (const entry of params.changes) {
         opId++;
-        paramLines.push(`${configId}\t${copyField(entry.lookup)}\t${change.table.id}\t${rowKey}\t${opId}\t${copyField(encodeRows(entry.outputs))}`);
+        paramLines.push(
+          `${configId}\t${copyField(entry.lookup)}\t${change.table.id}\t${rowKey}\t${opId}\t${copyField(encodeRows(entry.outputs))}`,
+        );
       }
       state.changed = true;
       state.exists = true;
@@ -320,14 +358,26 @@ export class PostgresWriteBatch implements WriteBatch {
     if (opId !== config.lastOpId) {
       await client.query(`UPDATE ${s}.sync_configs SET last_op_id = $2 WHERE id = $1`, [configId, opId.toString()]);
     }
-    await copyLines(client, `${s}.ops (config_id, bucket, op_id, op, row_table, row_id, subkey, checksum, data)`, opLines);
+    await copyLines(
+      client,
+      `${s}.ops (config_id, bucket, op_id, op, row_table, row_id, subkey, checksum, data)`,
+      opLines,
+    );
     await copyLines(client, `${s}.parameter_index (config_id, lookup, table_id, row_key, op_id, outputs)`, paramLines);
     await this.writeStates(client, states);
     for (const [tableId, p] of progress) {
-      await client.query(`UPDATE ${s}.source_tables SET snapshot_progress = $2 WHERE id = $1`, [tableId, JSON.stringify(p)]);
+      await client.query(`UPDATE ${s}.source_tables SET snapshot_progress = $2 WHERE id = $1`, [
+        tableId,
+        JSON.stringify(p),
+      ]);
     }
     if (tombstones) this.storage.tombstonesWritten = true;
-    return { rowsApplied: applied, rowsSkipped: skipped, opsWritten: opLines.length + paramLines.length, lastOpId: opId };
+    return {
+      rowsApplied: applied,
+      rowsSkipped: skipped,
+      opsWritten: opLines.length + paramLines.length,
+      lastOpId: opId,
+    };
   }
 
   /** Loads the stored records of every row touched by the flush, one query per table. */
@@ -340,13 +390,23 @@ export class PostgresWriteBatch implements WriteBatch {
     }
     const states = new Map<string, RowState>();
     for (const [tableId, keys] of byTable) {
-      const { rows } = await client.query<{ row_key: string; buckets: string; lookups: string; position: string | null; deleted_op: string | null }>(
+      const { rows } = await client.query<{
+        row_key: string;
+        buckets: string;
+        lookups: string;
+        position: string | null;
+        deleted_op: string | null;
+      }>(
         `SELECT row_key, buckets, lookups, position, deleted_op FROM ${this.storage.ctx.schema}.current_data
           WHERE config_id = $1 AND table_id = $2 AND row_key = ANY($3::text[])`,
         [this.storage.configId, tableId, [...keys]],
       );
       for (const row of rows) {
-        const buckets = (JSON.parse(row.buckets) as [string, string, string][]).map(([bucket, table, id]) => ({ bucket, table, id }));
+        const buckets = (JSON.parse(row.buckets) as [string, string, string][]).map(([bucket, table, id]) => ({
+          bucket,
+          table,
+          id,
+        }));
         states.set(`${tableId}\u0000${row.row_key}`, {
           buckets,
           lookups: JSON.parse(row.lookups) as string[],
@@ -406,7 +466,11 @@ export class PostgresWriteBatch implements WriteBatch {
       if (keys.length >= 10_000) await upsert();
     }
     await upsert();
-    await copyLines(client, `${this.storage.ctx.schema}.current_data (config_id, table_id, row_key, buckets, lookups, position, deleted_op)`, fresh);
+    await copyLines(
+      client,
+      `${this.storage.ctx.schema}.current_data (config_id, table_id, row_key, buckets, lookups, position, deleted_op)`,
+      fresh,
+    );
   }
 
   async truncate(tables: readonly StoredTable[]): Promise<void> {
@@ -450,7 +514,10 @@ export class PostgresWriteBatch implements WriteBatch {
       }
       if (drop) {
         await this.storage.withConfigLock(async (client) => {
-          await client.query(`DELETE FROM ${s}.current_data WHERE config_id = $1 AND table_id = $2`, [this.storage.configId, table.id]);
+          await client.query(`DELETE FROM ${s}.current_data WHERE config_id = $1 AND table_id = $2`, [
+            this.storage.configId,
+            table.id,
+          ]);
           await client.query(`UPDATE ${s}.source_tables SET dropped = true WHERE id = $1`, [table.id]);
         });
       }
@@ -492,7 +559,10 @@ export class PostgresWriteBatch implements WriteBatch {
         [tables.map((t) => t.id), position],
       );
       if (config.noCheckpointBefore === undefined || comparePositions(position, config.noCheckpointBefore) > 0) {
-        await client.query(`UPDATE ${s}.sync_configs SET no_checkpoint_before = $2 WHERE id = $1`, [this.storage.configId, position]);
+        await client.query(`UPDATE ${s}.sync_configs SET no_checkpoint_before = $2 WHERE id = $1`, [
+          this.storage.configId,
+          position,
+        ]);
       }
       return rows.map(toStoredTable);
     });
@@ -505,7 +575,9 @@ export class PostgresWriteBatch implements WriteBatch {
         WHERE id = $1 RETURNING *`,
       [table.id],
     );
-    return rows[0] ? toStoredTable(rows[0]) : { ...table, snapshotDone: false, snapshotBoundary: undefined, snapshotProgress: undefined };
+    return rows[0]
+      ? toStoredTable(rows[0])
+      : { ...table, snapshotDone: false, snapshotBoundary: undefined, snapshotProgress: undefined };
   }
 
   async markSnapshotDone(position: string): Promise<void> {
@@ -522,7 +594,9 @@ export class PostgresWriteBatch implements WriteBatch {
         throw new ServiceError(ErrorCode.SNAPSHOT_PENDING, `pending: ${rows.map((r) => r.name).join(', ')}`);
       }
       const boundary =
-        config.noCheckpointBefore === undefined || comparePositions(position, config.noCheckpointBefore) > 0 ? position : config.noCheckpointBefore;
+        config.noCheckpointBefore === undefined || comparePositions(position, config.noCheckpointBefore) > 0
+          ? position
+          : config.noCheckpointBefore;
       await client.query(`UPDATE ${s}.sync_configs SET snapshot_done = true, no_checkpoint_before = $2 WHERE id = $1`, [
         this.storage.configId,
         boundary,

@@ -10,7 +10,10 @@ import { parseSyncConfig, rowToJson, serializeParameterLookup } from '@bucketsyn
 export function syncRulesEngine(options: { defaultSchema?: string } = {}): StorageSyncConfigEngine {
   return {
     parse(content, { configId }) {
-      const { config, diagnostics } = parseSyncConfig(content, { configId, defaultSchema: options.defaultSchema ?? 'public' });
+      const { config, diagnostics } = parseSyncConfig(content, {
+        configId,
+        defaultSchema: options.defaultSchema ?? 'public',
+      });
       const fatal = diagnostics.filter((d) => d.severity === 'fatal');
       if (!config || fatal.length > 0) {
         const lines = fatal.map((d) => `${d.line}:${d.column} ${d.message}`);

@@ -25,9 +25,12 @@ describeIntegration('postgresStorage', 'Postgres storage migrations', (url) => {
     const second = await migratePostgresStorage({ uri: url, schema });
     expect(second).toEqual({ from: STORAGE_VERSION, to: STORAGE_VERSION, applied: [] });
     const tables = await withClient(async (c) =>
-      (await c.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1', [schema])).rows.map(
-        (r) => r.table_name,
-      ),
+      (
+        await c.query<{ table_name: string }>(
+          'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1',
+          [schema],
+        )
+      ).rows.map((r) => r.table_name),
     );
     expect(tables).toEqual([
       'current_data',
@@ -52,7 +55,11 @@ describeIntegration('postgresStorage', 'Postgres storage migrations', (url) => {
   it('refuses a schema written by a newer version of the service', async () => {
     const schema = freshSchemaName('m');
     await migratePostgresStorage({ uri: url, schema });
-    await withClient((c) => c.query(`INSERT INTO ${quoteIdentifier(schema)}.migrations (version, name) VALUES ($1, 'future')`, [STORAGE_VERSION + 1]));
+    await withClient((c) =>
+      c.query(`INSERT INTO ${quoteIdentifier(schema)}.migrations (version, name) VALUES ($1, 'future')`, [
+        STORAGE_VERSION + 1,
+      ]),
+    );
     const error = (await migratePostgresStorage({ uri: url, schema }).catch((e: unknown) => e)) as ServiceError;
     expect(error).toBeInstanceOf(ServiceError);
     expect(error.message).toMatch(/newer than this service/);
@@ -60,13 +67,17 @@ describeIntegration('postgresStorage', 'Postgres storage migrations', (url) => {
   });
 
   it('names an unreachable or wrong storage URI in a one-line error, with the password hidden', async () => {
-    const unreachable = (await migratePostgresStorage({ uri: 'postgres://app:secret@127.0.0.1:1/nowhere' }).catch((e: unknown) => e)) as ServiceError;
+    const unreachable = (await migratePostgresStorage({ uri: 'postgres://app:secret@127.0.0.1:1/nowhere' }).catch(
+      (e: unknown) => e,
+    )) as ServiceError;
     expect(unreachable.code).toBe(ErrorCode.STORAGE_UNREACHABLE);
     expect(unreachable.message).toContain('postgres://app:***@127.0.0.1:1/nowhere');
     expect(unreachable.message).not.toContain('secret');
     expect(unreachable.message.split('\n')).toHaveLength(1);
 
-    const missingDb = (await migratePostgresStorage({ uri: url.replace(/\/[^/]*$/, '/no_such_database') }).catch((e: unknown) => e)) as ServiceError;
+    const missingDb = (await migratePostgresStorage({ uri: url.replace(/\/[^/]*$/, '/no_such_database') }).catch(
+      (e: unknown) => e,
+    )) as ServiceError;
     expect(missingDb.code).toBe(ErrorCode.STORAGE_UNREACHABLE);
     expect(missingDb.retryable).toBe(false);
     expect(missingDb.message).toContain('no_such_database');

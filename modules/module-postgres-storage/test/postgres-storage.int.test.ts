@@ -42,12 +42,13 @@ describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
     const controller = new AbortController();
     setMaxListeners(100, controller.signal);
     const configs = [await readerA.getSyncConfig(config.configId), await readerB.getSyncConfig(config.configId)];
-    const watchers = Array.from({ length: 40 }, (_, i) => configs[i % 2]!.watchCheckpoints(controller.signal)[Symbol.asyncIterator]());
-    await Promise.all(watchers.map((w) => w.next()));
-    const listeners = await count(
-      `SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1`,
-      [`LISTEN "${schema}_checkpoints"`],
+    const watchers = Array.from({ length: 40 }, (_, i) =>
+      configs[i % 2]!.watchCheckpoints(controller.signal)[Symbol.asyncIterator](),
     );
+    await Promise.all(watchers.map((w) => w.next()));
+    const listeners = await count(`SELECT count(*) AS n FROM pg_stat_activity WHERE query = $1`, [
+      `LISTEN "${schema}_checkpoints"`,
+    ]);
     expect(listeners).toBe(1);
 
     await batch.save({ tag: 'insert', table: todos, after: todo('a') });

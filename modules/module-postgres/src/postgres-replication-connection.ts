@@ -39,7 +39,10 @@ export interface StartReplicationOptions {
 export class PostgresReplicationConnection {
   private constructor(private readonly client: pg.Client) {}
 
-  static async connect(uri: string, applicationName = 'bucketsync-replication'): Promise<PostgresReplicationConnection> {
+  static async connect(
+    uri: string,
+    applicationName = 'bucketsync-replication',
+  ): Promise<PostgresReplicationConnection> {
     return new PostgresReplicationConnection(await connectPostgres({ uri, applicationName, replication: true }));
   }
 

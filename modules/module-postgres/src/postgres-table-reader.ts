@@ -32,6 +32,7 @@ export class PostgresTableReader {
   private readonly keyIndexes: number[];
   private readonly firstQuery: string;
   private readonly nextQuery: string;
+  private readonly byKeyQuery: string;
 
   constructor(
     private readonly table: PostgresTableShape,
@@ -52,6 +53,7 @@ export class PostgresTableReader {
     const orderBy = keys.join(', ');
     const params = keys.map((_, i) => `$${i + 2}`);
     this.firstQuery = `SELECT ${select} FROM ${from} ORDER BY ${orderBy} LIMIT $1`;
+    this.byKeyQuery = `SELECT ${select} FROM ${from} WHERE (${keys.join(', ')}) = (${keys.map((_, i) => `$${i + 1}`).join(', ')})`;
     this.nextQuery = `SELECT ${select} FROM ${from} WHERE (${keys.join(', ')}) > (${params.join(', ')}) ORDER BY ${orderBy} LIMIT $1`;
   }
 
@@ -63,11 +65,28 @@ export class PostgresTableReader {
       rowMode: 'array',
       types: rawText,
     });
+    const rows = this.decodeRows(result.rows);
+    const last = result.rows[result.rows.length - 1];
+    return { rows, lastKey: last ? this.keyIndexes.map((i) => last[i] ?? null) : undefined };
+  }
+
+  /** The row with this key (values as text or bytes), if it exists. */
+  async readByKey(client: pg.ClientBase, key: (string | Buffer | null)[]): Promise<SqliteRow[]> {
+    const result = await client.query<(string | null)[]>({
+      text: this.byKeyQuery,
+      values: key,
+      rowMode: 'array',
+      types: rawText,
+    });
+    return this.decodeRows(result.rows);
+  }
+
+  private decodeRows(raws: (string | null)[][]): SqliteRow[] {
     const decoders = this.decoders;
     const columns = this.table.columns;
-    const rows: SqliteRow[] = new Array(result.rows.length);
-    for (let r = 0; r < result.rows.length; r++) {
-      const raw = result.rows[r]!;
+    const rows: SqliteRow[] = new Array(raws.length);
+    for (let r = 0; r < raws.length; r++) {
+      const raw = raws[r]!;
       const row: SqliteRow = {};
       for (let c = 0; c < raw.length; c++) {
         const text = raw[c];
@@ -75,7 +94,6 @@ export class PostgresTableReader {
       }
       rows[r] = row;
     }
-    const last = result.rows[result.rows.length - 1];
-    return { rows, lastKey: last ? this.keyIndexes.map((i) => last[i] ?? null) : undefined };
+    return rows;
   }
 }

@@ -75,7 +75,15 @@ describeIntegration('postgres', 'pgoutput stream from a real server', (url) => {
     replication.sendStatus(lastCommit);
 
     const changes = messages.filter((m) => !['begin', 'commit', 'relation'].includes(m.tag));
-    expect(changes.map((m) => m.tag)).toEqual(['insert', 'update', 'insert', 'update', 'delete', 'truncate', 'message']);
+    expect(changes.map((m) => m.tag)).toEqual([
+      'insert',
+      'update',
+      'insert',
+      'update',
+      'delete',
+      'truncate',
+      'message',
+    ]);
     const [insert, update, , fullUpdate, del, truncate] = changes;
     expect(insert).toMatchObject({ after: { row: { id: 1n, title: 'first', big: bigValue, tags: '["a","b c"]' } } });
     expect(update).toMatchObject({
@@ -83,7 +91,10 @@ describeIntegration('postgres', 'pgoutput stream from a real server', (url) => {
       after: { row: { id: 1n, title: 'renamed', tags: '["a","b c"]' }, unchangedToast: ['big'] },
     });
     expect(fullUpdate).toMatchObject({ before: { row: { k: 'k1', v: 1n } }, after: { row: { k: 'k1', v: 2n } } });
-    expect(del).toMatchObject({ relation: { name: 'stream_items', replicaIdentity: 'd' }, before: { row: { id: 1n } } });
+    expect(del).toMatchObject({
+      relation: { name: 'stream_items', replicaIdentity: 'd' },
+      before: { row: { id: 1n } },
+    });
     expect(truncate).toMatchObject({ relations: [{ schema: 'public', name: 'stream_full' }] });
 
     // The acknowledgement reaches the server: the slot's confirmed position moves forward.

@@ -81,7 +81,11 @@ export async function readBucket(
 }
 
 /** Live rows of a bucket at a checkpoint: replays PUT / REMOVE / CLEAR like a client. */
-export async function bucketRows(config: SyncConfigStorage, bucket: string, checkpoint: OpId): Promise<Map<string, string>> {
+export async function bucketRows(
+  config: SyncConfigStorage,
+  bucket: string,
+  checkpoint: OpId,
+): Promise<Map<string, string>> {
   const rows = new Map<string, string>();
   const { ops } = await readBucket(config, bucket, checkpoint);
   for (const op of ops) {

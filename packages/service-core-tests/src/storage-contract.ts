@@ -43,7 +43,10 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
       }
     });
 
-    async function deploy(content: string, options?: StorageFactoryOptions): Promise<{ storage: BucketStorage; config: SyncConfigStorage }> {
+    async function deploy(
+      content: string,
+      options?: StorageFactoryOptions,
+    ): Promise<{ storage: BucketStorage; config: SyncConfigStorage }> {
       const storage = await factory(options);
       opened.push(storage);
       const { config } = await storage.deploySyncConfig(content);
@@ -167,7 +170,12 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const events = async (batch: ReturnType<SyncConfigStorage['createWriteBatch']>) => {
           await batch.save({ tag: 'insert', table: todos, after: todo('a'), position: `${pos(3)}/1` });
           await batch.save({ tag: 'insert', table: todos, after: todo('b'), position: `${pos(3)}/2` });
-          await batch.save({ tag: 'update', table: todos, after: todo('a', { title: 'edited' }), position: `${pos(3)}/3` });
+          await batch.save({
+            tag: 'update',
+            table: todos,
+            after: todo('a', { title: 'edited' }),
+            position: `${pos(3)}/3`,
+          });
           await batch.save({ tag: 'delete', table: todos, before: { id: 'b' }, position: `${pos(3)}/4` });
           return batch.commit(pos(4));
         };
@@ -186,7 +194,11 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const { config, todos, batch } = await ready();
         for (let round = 0; round < 3; round++) {
           for (let i = 0; i < 20; i++) {
-            await batch.save({ tag: 'update', table: todos, after: todo(`t${i}`, { title: `v${round}`, n: BigInt(round * 1_000_000_007) }) });
+            await batch.save({
+              tag: 'update',
+              table: todos,
+              after: todo(`t${i}`, { title: `v${round}`, n: BigInt(round * 1_000_000_007) }),
+            });
           }
           await batch.save({ tag: 'delete', table: todos, before: { id: `t${round}` } });
         }
@@ -201,7 +213,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const compacted = await readBucket(config, 'global[]', checkpoint.opId);
         expect(compacted.ops.some((op) => op.op === 'MOVE' || op.op === 'CLEAR')).toBe(true);
         expect(sumOfOps(compacted.ops)).toBe(before.checksum);
-        expect((await config.getChecksums(checkpoint.opId, ['global[]'])).get('global[]')!.checksum).toBe(before.checksum);
+        expect((await config.getChecksums(checkpoint.opId, ['global[]'])).get('global[]')!.checksum).toBe(
+          before.checksum,
+        );
         expect(await bucketRows(config, 'global[]', checkpoint.opId)).toEqual(await bucketRowsFromOps(ops));
 
         // New ops keep increasing past compacted ones.
@@ -229,12 +243,18 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         await watcher.return?.();
 
         const chunks = [];
-        for await (const chunk of config.getBucketData({ checkpoint: old.checkpoint.opId, buckets: [{ bucket: 'global[]', after: 0n }] })) {
+        for await (const chunk of config.getBucketData({
+          checkpoint: old.checkpoint.opId,
+          buckets: [{ bucket: 'global[]', after: 0n }],
+        })) {
           chunks.push(chunk);
         }
         expect(chunks.every((c) => c.checkpointInvalidated)).toBe(true);
         const current = await config.getCheckpoint();
-        for await (const chunk of config.getBucketData({ checkpoint: current.opId, buckets: [{ bucket: 'global[]', after: 0n }] })) {
+        for await (const chunk of config.getBucketData({
+          checkpoint: current.opId,
+          buckets: [{ bucket: 'global[]', after: 0n }],
+        })) {
           expect(chunk.checkpointInvalidated).toBe(false);
         }
       });
@@ -319,7 +339,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         await batch.save({ tag: 'update', table: todos, after: todo('t1', { list_id: 'l2' }) });
         const second = await batch.commit(pos(3));
 
-        const oldBucket = await readBucket(config, 'by_list["l1"]', second.checkpoint.opId, { after: first.checkpoint.opId });
+        const oldBucket = await readBucket(config, 'by_list["l1"]', second.checkpoint.opId, {
+          after: first.checkpoint.opId,
+        });
         const newBucket = await readBucket(config, 'by_list["l2"]', second.checkpoint.opId);
         expect(oldBucket.ops.map((o) => [o.op, o.objectId])).toEqual([['REMOVE', 't1']]);
         expect(newBucket.ops.map((o) => [o.op, o.objectId])).toEqual([['PUT', 't1']]);
@@ -353,10 +375,20 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
 
       it('a schema change gives the table a new identity and names the one it replaces', async () => {
         const { config, todos } = await ready();
-        const same = await config.resolveTable({ schema: 'public', name: 'todos', replicaIdColumns: ['id'], objectId: 'todos' });
+        const same = await config.resolveTable({
+          schema: 'public',
+          name: 'todos',
+          replicaIdColumns: ['id'],
+          objectId: 'todos',
+        });
         expect(same.created).toBe(false);
         expect(same.table.id).toBe(todos.id);
-        const changed = await config.resolveTable({ schema: 'public', name: 'todos', replicaIdColumns: ['id', 'list_id'], objectId: 'todos' });
+        const changed = await config.resolveTable({
+          schema: 'public',
+          name: 'todos',
+          replicaIdColumns: ['id', 'list_id'],
+          objectId: 'todos',
+        });
         expect(changed.created).toBe(true);
         expect(changed.table.id).not.toBe(todos.id);
         expect(changed.table.snapshotDone).toBe(false);
@@ -388,7 +420,10 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const tags = Array.from({ length: 250 }, (_, i) => `tag${i}`);
         await batch.save({ tag: 'insert', table: items, after: { id: 'i1', tags: JSON.stringify(tags) } });
         const first = await batch.commit(pos(2));
-        const sums = await config.getChecksums(first.checkpoint.opId, tags.map((t) => `by_tag["${t}"]`));
+        const sums = await config.getChecksums(
+          first.checkpoint.opId,
+          tags.map((t) => `by_tag["${t}"]`),
+        );
         expect([...sums.values()].filter((s) => s.count === 1)).toHaveLength(250);
 
         await batch.save({ tag: 'update', table: items, after: { id: 'i1', tags: JSON.stringify(tags.slice(0, 10)) } });
@@ -402,7 +437,8 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
       it('reads a 100,000-op bucket in chunks with has_more on every chunk but the last', async () => {
         const { config, todos } = await ready();
         const batch = config.createWriteBatch();
-        for (let i = 0; i < 100_000; i++) await batch.save({ tag: 'insert', table: todos, after: { id: `t${i}`, n: BigInt(i) } });
+        for (let i = 0; i < 100_000; i++)
+          await batch.save({ tag: 'insert', table: todos, after: { id: `t${i}`, n: BigInt(i) } });
         const { checkpoint } = await batch.commit(pos(3));
         const read = await readBucket(config, 'global[]', checkpoint.opId, { chunkOps: 10_000 });
         expect(read.ops).toHaveLength(100_000);
@@ -426,7 +462,7 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
           last = checkpoint.opId;
         }
         // An older checkpoint after a newer one was cached is still exact.
-        const older = (await config.getChecksums(last - 5n, ['global[]', 'empty[]']));
+        const older = await config.getChecksums(last - 5n, ['global[]', 'empty[]']);
         expect(older.get('global[]')!.count).toBe(10);
         expect(older.get('empty[]')).toEqual({ bucket: 'empty[]', checksum: 0, count: 0 });
       });
@@ -465,7 +501,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const granted = await batch.commit(pos(2));
         await batch.save({ tag: 'delete', table: lists, before: { id: 'l1' } });
         const revoked = await batch.commit(pos(3));
-        expect((await config.getParameterSets(granted.checkpoint.opId, [lookup('u1')])).get(lookup('u1'))).toEqual([{ list_id: 'l1' }]);
+        expect((await config.getParameterSets(granted.checkpoint.opId, [lookup('u1')])).get(lookup('u1'))).toEqual([
+          { list_id: 'l1' },
+        ]);
         expect((await config.getParameterSets(revoked.checkpoint.opId, [lookup('u1')])).get(lookup('u1'))).toEqual([]);
       });
     });
@@ -475,7 +513,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const { config, todos, batch } = await ready();
         const controller = new AbortController();
         setMaxListeners(50, controller.signal);
-        const watchers = Array.from({ length: 20 }, () => config.watchCheckpoints(controller.signal)[Symbol.asyncIterator]());
+        const watchers = Array.from({ length: 20 }, () =>
+          config.watchCheckpoints(controller.signal)[Symbol.asyncIterator](),
+        );
         const initial = await Promise.all(watchers.map((w) => w.next()));
         expect(new Set(initial.map((r) => r.value.checkpoint.position))).toEqual(new Set([pos(2)]));
         await batch.save({ tag: 'insert', table: todos, after: todo('a') });
@@ -502,7 +542,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const again = await storage.deploySyncConfig(GLOBAL_TODOS);
         expect(again.changed).toBe(false);
         expect(again.config.configId).toBe(config.configId);
-        const error = (await storage.deploySyncConfig('bucket_definitions: [not a map').catch((e: unknown) => e)) as ServiceError;
+        const error = (await storage
+          .deploySyncConfig('bucket_definitions: [not a map')
+          .catch((e: unknown) => e)) as ServiceError;
         expect(error).toBeInstanceOf(ServiceError);
         expect(error.code).toBe(ErrorCode.SYNC_CONFIG_INVALID);
       });
@@ -565,9 +607,13 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         const b1 = await storage.createManagedWriteCheckpoint({ userId: 'u1', clientId: 'c2', headPosition: pos(6) });
         expect(a2).toBeGreaterThan(a1);
         expect(b1).toBe(1n);
-        expect(await storage.getManagedWriteCheckpoint({ userId: 'u1', clientId: 'c1', position: pos(5) })).toBeUndefined();
+        expect(
+          await storage.getManagedWriteCheckpoint({ userId: 'u1', clientId: 'c1', position: pos(5) }),
+        ).toBeUndefined();
         expect(await storage.getManagedWriteCheckpoint({ userId: 'u1', clientId: 'c1', position: pos(6) })).toBe(a2);
-        expect(await storage.getManagedWriteCheckpoint({ userId: 'u2', clientId: 'c1', position: pos(9) })).toBeUndefined();
+        expect(
+          await storage.getManagedWriteCheckpoint({ userId: 'u2', clientId: 'c1', position: pos(9) }),
+        ).toBeUndefined();
       });
 
       it('a custom write checkpoint becomes visible with the checkpoint that includes it', async () => {
@@ -582,7 +628,9 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
   });
 }
 
-async function bucketRowsFromOps(ops: readonly { op: string; objectId?: string; data?: string }[]): Promise<Map<string, string>> {
+async function bucketRowsFromOps(
+  ops: readonly { op: string; objectId?: string; data?: string }[],
+): Promise<Map<string, string>> {
   const rows = new Map<string, string>();
   for (const op of ops) {
     if (op.op === 'PUT') rows.set(op.objectId!, op.data ?? '');

@@ -71,8 +71,12 @@ describe('replica keys', () => {
   });
 
   it('derives a subkey from the table name, not its storage identity', () => {
-    expect(opSubkey({ schema: 'public', name: 'todos' }, '[1]')).toBe(opSubkey({ schema: 'public', name: 'todos' }, '[1]'));
-    expect(opSubkey({ schema: 'public', name: 'todos' }, '[1]')).not.toBe(opSubkey({ schema: 'public', name: 'lists' }, '[1]'));
+    expect(opSubkey({ schema: 'public', name: 'todos' }, '[1]')).toBe(
+      opSubkey({ schema: 'public', name: 'todos' }, '[1]'),
+    );
+    expect(opSubkey({ schema: 'public', name: 'todos' }, '[1]')).not.toBe(
+      opSubkey({ schema: 'public', name: 'lists' }, '[1]'),
+    );
   });
 });
 

@@ -56,7 +56,9 @@ export async function runMigrations(
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${q}.migrations (version int4 PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const { rows } = await client.query<{ version: number | null }>(`SELECT max(version) AS version FROM ${q}.migrations`);
+    const { rows } = await client.query<{ version: number | null }>(
+      `SELECT max(version) AS version FROM ${q}.migrations`,
+    );
     const from = rows[0]?.version ?? 0;
     if (from > STORAGE_VERSION) {
       throw new ServiceError(
@@ -69,7 +71,10 @@ export async function runMigrations(
     for (const migration of MIGRATIONS) {
       if (migration.version <= from || migration.version > targetVersion) continue;
       await client.query(migration.up(q));
-      await client.query(`INSERT INTO ${q}.migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      await client.query(`INSERT INTO ${q}.migrations (version, name) VALUES ($1, $2)`, [
+        migration.version,
+        migration.name,
+      ]);
       applied.push(`${migration.version}: ${migration.name}`);
     }
     await client.query('COMMIT');

@@ -50,7 +50,10 @@ export interface BucketStorage {
    * while another live holder has it. Called by the coordinator before replicating; two
    * replicators on one config would interleave op ids and corrupt checkpoints.
    */
-  acquireReplicationLock(configId: number, options: { holder: string; ttlMs?: number }): Promise<ReplicationLock | undefined>;
+  acquireReplicationLock(
+    configId: number,
+    options: { holder: string; ttlMs?: number },
+  ): Promise<ReplicationLock | undefined>;
 
   /**
    * Restarts replication into a fresh copy after the source lost history: a new processing
@@ -77,7 +80,11 @@ export interface BucketStorage {
    * before `position` (a checkpoint's position), if any. Called by the sync engine per
    * checkpoint line.
    */
-  getManagedWriteCheckpoint(request: { userId: string; clientId: string; position: string }): Promise<bigint | undefined>;
+  getManagedWriteCheckpoint(request: {
+    userId: string;
+    clientId: string;
+    position: string;
+  }): Promise<bigint | undefined>;
 
   /** Removes everything this storage holds (schema included). Tests and `teardown` CLI only. */
   teardown(): Promise<void>;

@@ -1,5 +1,12 @@
 export type { BucketStorage, DeployResult, ReplicationLock } from './bucket-storage.js';
-export { addChecksums, normaliseChecksum, putChecksum, removeChecksum, sumChecksums, type OpRowKey } from './checksum.js';
+export {
+  addChecksums,
+  normaliseChecksum,
+  putChecksum,
+  removeChecksum,
+  sumChecksums,
+  type OpRowKey,
+} from './checksum.js';
 export { formatOpId, MAX_OP_ID, maxOpId, parseOpId } from './op-id.js';
 export { opSubkey, replicaKey } from './replica-key.js';
 export {

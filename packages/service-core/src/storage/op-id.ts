@@ -11,7 +11,10 @@ export const MAX_OP_ID: OpId = (1n << 64n) - 1n;
 /** Parses a base-10 op id; throws ServiceError REQUEST_INVALID naming `what` when malformed. */
 export function parseOpId(text: string, what = 'op id'): OpId {
   if (!/^(0|[1-9][0-9]{0,19})$/.test(text)) {
-    throw new ServiceError(ErrorCode.REQUEST_INVALID, `${what} must be an unsigned 64-bit integer, got ${JSON.stringify(text)}`);
+    throw new ServiceError(
+      ErrorCode.REQUEST_INVALID,
+      `${what} must be an unsigned 64-bit integer, got ${JSON.stringify(text)}`,
+    );
   }
   const value = BigInt(text);
   if (value > MAX_OP_ID) {

@@ -1,0 +1,130 @@
+/**
+ * Describes source tables from the Postgres catalog: columns with type OIDs, the replica key
+ * (primary key, else the replica identity index, else every column for REPLICA IDENTITY FULL),
+ * and publication coverage. The snapshotter and the streamer both use it, so a table has
+ * the same identity whichever of them sees it first.
+ */
+import type { SourceTableDescriptor, SourceTablePattern } from '@bucketsync/service-core';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import type pg from 'pg';
+import type { PostgresTableShape } from './postgres-table-reader.js';
+
+export interface PostgresTable extends PostgresTableShape {
+  oid: number;
+  replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  descriptor: SourceTableDescriptor;
+}
+
+interface CatalogRow {
+  oid: number;
+  schema: string;
+  name: string;
+  replident: 'd' | 'n' | 'f' | 'i';
+  columns: { name: string; type: number; key: boolean }[];
+  pk: string[] | null;
+  ri: string[] | null;
+}
+
+const CATALOG_QUERY = `
+  SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relreplident AS replident,
+    (SELECT json_agg(json_build_object('name', a.attname, 'type', a.atttypid::int) ORDER BY a.attnum)
+       FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+    (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+       FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
+      WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
+    (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
+       FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
+      WHERE i.indrelid = c.oid AND i.indisreplident) AS ri
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind IN ('r', 'p') AND `;
+
+function toTable(row: CatalogRow, tag: string): PostgresTable {
+  const columns = row.columns.map((c) => ({ name: c.name, typeOid: c.type }));
+  let keyColumns: string[];
+  if (row.replident === 'i' && row.ri) keyColumns = row.ri;
+  else if (row.pk) keyColumns = row.pk;
+  else if (row.replident === 'f') keyColumns = columns.map((c) => c.name);
+  else {
+    throw new ServiceError(
+      ErrorCode.SOURCE_MISCONFIGURED,
+      `table ${row.schema}.${row.name} has no primary key or replica identity, so its updates and deletes cannot be replicated. ` +
+        `Add a primary key, or run: ALTER TABLE "${row.schema}"."${row.name}" REPLICA IDENTITY FULL;`,
+    );
+  }
+  return {
+    oid: row.oid,
+    schema: row.schema,
+    name: row.name,
+    replicaIdentity: row.replident,
+    columns,
+    keyColumns,
+    descriptor: {
+      connectionTag: tag,
+      schema: row.schema,
+      name: row.name,
+      objectId: row.oid,
+      replicaIdColumns: keyColumns,
+    },
+  };
+}
+
+/** Tables matching the sync config's patterns (exact names or `prefix%` wildcards). */
+export async function listPostgresTables(
+  client: pg.ClientBase,
+  patterns: readonly SourceTablePattern[],
+  tag: string,
+): Promise<PostgresTable[]> {
+  const found = new Map<number, PostgresTable>();
+  for (const pattern of patterns) {
+    const condition = pattern.isWildcard
+      ? `n.nspname = $1 AND c.relname LIKE $2 || '%'`
+      : `n.nspname = $1 AND c.relname = $2`;
+    const like = pattern.isWildcard ? pattern.name.replace(/[\\%_]/g, (m) => `\\${m}`) : pattern.name;
+    const { rows } = await client.query<CatalogRow>(`${CATALOG_QUERY} ${condition}`, [pattern.schema, like]);
+    for (const row of rows) if (!found.has(row.oid)) found.set(row.oid, toTable(row, tag));
+  }
+  return [...found.values()];
+}
+
+/** One table by relation oid (the streamer's view after a relation message). */
+export async function describePostgresTable(
+  client: pg.ClientBase,
+  oid: number,
+  tag: string,
+): Promise<PostgresTable | undefined> {
+  const { rows } = await client.query<CatalogRow>(`${CATALOG_QUERY} c.oid = $1`, [oid]);
+  return rows[0] ? toTable(rows[0], tag) : undefined;
+}
+
+/**
+ * Checks that the publication exists and covers `tables`. It does not create or alter it
+ * (that needs owner rights): it fails with the SQL the user must run.
+ */
+export async function checkPublication(
+  client: pg.ClientBase,
+  publication: string,
+  tables: readonly PostgresTable[],
+): Promise<void> {
+  const { rows } = await client.query<{ schemaname: string; tablename: string }>(
+    `SELECT p.pubname, t.schemaname, t.tablename FROM pg_publication p
+       LEFT JOIN pg_publication_tables t ON t.pubname = p.pubname WHERE p.pubname = $1`,
+    [publication],
+  );
+  const quoted = (t: { schema: string; name: string }) => `"${t.schema}"."${t.name}"`;
+  if (rows.length === 0) {
+    throw new ServiceError(
+      ErrorCode.SOURCE_MISCONFIGURED,
+      `publication "${publication}" does not exist. Create it as the tables' owner: CREATE PUBLICATION "${publication}" FOR ALL TABLES;` +
+        (tables.length > 0 ? ` (or FOR TABLE ${tables.map(quoted).join(', ')};)` : ''),
+    );
+  }
+  const covered = new Set(rows.filter((r) => r.tablename).map((r) => `${r.schemaname}.${r.tablename}`));
+  const missing = tables.filter((t) => !covered.has(`${t.schema}.${t.name}`));
+  if (missing.length > 0) {
+    throw new ServiceError(
+      ErrorCode.SOURCE_MISCONFIGURED,
+      `publication "${publication}" does not cover ${missing.map((t) => `${t.schema}.${t.name}`).join(', ')}. ` +
+        `Run: ALTER PUBLICATION "${publication}" ADD TABLE ${missing.map(quoted).join(', ')};`,
+    );
+  }
+}

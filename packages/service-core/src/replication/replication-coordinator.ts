@@ -1,0 +1,260 @@
+/**
+ * The replication coordinator (architecture.md sections 2 and 4): fixes the stream's start
+ * position, then runs the streamer and the snapshot queue concurrently, applies every change
+ * through one write batch, marks the snapshot done when the queue drains, acknowledges only
+ * committed positions, and retries retryable failures with backoff. Modules never decide
+ * when a checkpoint may appear; storage enforces the invariants, this drives them.
+ */
+import { sleep, type Logger } from '@bucketsync/lib-services';
+import { ErrorCode, isRetryable, ServiceError } from '@bucketsync/service-errors';
+import type { SourceTableDescriptor, StoredTable } from '../storage/storage-types.js';
+import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
+import type { WriteBatch, WriteBatchHooks } from '../storage/write-batch.js';
+import type { ChangeEvent } from './change-event.js';
+import { SnapshotQueue } from './snapshot-queue.js';
+import type { Snapshotter, SourceTablePattern, Streamer } from './source-module.js';
+
+export interface ReplicationCoordinatorOptions {
+  storage: SyncConfigStorage;
+  snapshotter: Snapshotter;
+  streamer: Streamer;
+  /** Table patterns of the sync config (what to copy and stream). */
+  patterns: readonly SourceTablePattern[];
+  logger: Logger;
+  /** Tables copied at the same time. Default 2. */
+  tableConcurrency?: number;
+  /** Rows per snapshot chunk. Default 10,000. */
+  chunkSize?: number;
+  /** Backoff between retries of retryable failures. Default 1 s doubling to 60 s. */
+  retry?: { initialDelayMs?: number; maxDelayMs?: number };
+  /** Flush hooks for the snapshot batches (tests). */
+  snapshotHooks?: WriteBatchHooks;
+  /** Called when the first consistent checkpoint of this config appears. */
+  onConsistent?: () => void | Promise<void>;
+}
+
+function tableKey(table: { schema: string; name: string; connectionTag?: string }): string {
+  return `${table.connectionTag ?? 'default'}\u0000${table.schema}\u0000${table.name}`;
+}
+
+function sameIdentity(a: SourceTableDescriptor, b: SourceTableDescriptor): boolean {
+  return (
+    String(a.objectId ?? '') === String(b.objectId ?? '') &&
+    a.replicaIdColumns.length === b.replicaIdColumns.length &&
+    a.replicaIdColumns.every((c, i) => c === b.replicaIdColumns[i])
+  );
+}
+
+export class ReplicationCoordinator {
+  private readonly tables = new Map<string, StoredTable>();
+
+  constructor(private readonly options: ReplicationCoordinatorOptions) {}
+
+  /**
+   * Replicates until `signal` aborts. Retryable failures restart the work after a backoff
+   * (resuming from the saved position and table progress); a permanent failure is reported
+   * to storage and thrown.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const initial = this.options.retry?.initialDelayMs ?? 1000;
+    const max = this.options.retry?.maxDelayMs ?? 60_000;
+    let delay = initial;
+    while (!signal.aborted) {
+      const attempt = new AbortController();
+      const forward = () => attempt.abort(signal.reason);
+      signal.addEventListener('abort', forward, { once: true });
+      try {
+        await this.runOnce(attempt.signal, () => (delay = initial));
+        return;
+      } catch (e) {
+        if (signal.aborted) return;
+        const error =
+          e instanceof ServiceError
+            ? e
+            : new ServiceError(ErrorCode.INTERNAL, (e as Error)?.message ?? String(e), { cause: e });
+        await this.options.storage.reportError(error).catch(() => undefined);
+        if (!isRetryable(error)) {
+          this.options.logger.error('replication stopped', { error });
+          throw error;
+        }
+        this.options.logger.warn('replication failed, retrying', { error, retryInMs: delay });
+        await sleep(delay, signal).catch(() => undefined);
+        delay = Math.min(delay * 2, max);
+      } finally {
+        attempt.abort();
+        signal.removeEventListener('abort', forward);
+      }
+    }
+  }
+
+  /** One attempt: resolve the start, queue pending tables, run stream and snapshots together. */
+  private async runOnce(signal: AbortSignal, onProgress: () => void): Promise<void> {
+    const { storage, snapshotter, streamer, logger } = this.options;
+    this.tables.clear();
+    let status = await storage.getStatus();
+    let start = status.resumePosition;
+    const control = storage.createWriteBatch({ signal });
+    const stream = storage.createWriteBatch({ signal });
+    const queue = new SnapshotQueue({
+      storage,
+      snapshotter,
+      logger,
+      signal,
+      ...(this.options.tableConcurrency !== undefined ? { concurrency: this.options.tableConcurrency } : {}),
+      ...(this.options.chunkSize !== undefined ? { chunkSize: this.options.chunkSize } : {}),
+      ...(this.options.snapshotHooks ? { hooks: this.options.snapshotHooks } : {}),
+    });
+    try {
+      if (start === undefined) {
+        start = await streamer.createStartPosition(signal);
+        await control.setResumePosition(start);
+        logger.info('replication start position fixed', { position: start });
+      }
+
+      for (const descriptor of await snapshotter.listTables(this.options.patterns, signal)) {
+        const table = await this.resolve(descriptor, control);
+        if (table && !table.snapshotDone) queue.add(table);
+      }
+      status = await storage.getStatus();
+
+      // Stream and snapshot concurrently; the first failure stops both.
+      const both = new AbortController();
+      const stop = () => both.abort();
+      signal.addEventListener('abort', stop, { once: true });
+      const fail = (e: unknown) => {
+        both.abort();
+        throw e;
+      };
+      await Promise.all([
+        this.streamLoop(start, stream, queue, both.signal, onProgress).catch(fail),
+        (status.snapshotDone ? Promise.resolve() : this.finishInitialSnapshot(queue, control, both.signal)).catch(fail),
+      ]).finally(() => signal.removeEventListener('abort', stop));
+    } finally {
+      await stream.close();
+      await control.close();
+    }
+  }
+
+  /** Waits for the queue to drain, then marks the snapshot done; retries if a table was queued meanwhile. */
+  private async finishInitialSnapshot(queue: SnapshotQueue, control: WriteBatch, signal: AbortSignal): Promise<void> {
+    for (;;) {
+      await queue.whenIdle();
+      if (signal.aborted) return;
+      const position = await this.options.snapshotter.currentPosition(signal);
+      try {
+        await control.markSnapshotDone(position);
+        this.options.logger.info('initial snapshot done', { position });
+        return;
+      } catch (e) {
+        if (e instanceof ServiceError && e.code === ErrorCode.SNAPSHOT_PENDING && queue.size > 0) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async streamLoop(
+    start: string,
+    batch: WriteBatch,
+    queue: SnapshotQueue,
+    signal: AbortSignal,
+    onProgress: () => void,
+  ): Promise<void> {
+    const { streamer, logger } = this.options;
+    let consistent = false;
+    for await (const events of streamer.stream(start, signal)) {
+      for (const event of events) {
+        const result = await this.apply(event, batch, queue);
+        if (result?.checkpointCreated) {
+          onProgress();
+          if (!consistent) {
+            consistent = true;
+            logger.info('first consistent checkpoint', { opId: String(result.opId), position: result.position });
+            await this.options.onConsistent?.();
+          }
+        }
+        if (result) streamer.acknowledge(result.position);
+      }
+    }
+  }
+
+  private async apply(
+    event: ChangeEvent,
+    batch: WriteBatch,
+    queue: SnapshotQueue,
+  ): Promise<{ checkpointCreated: boolean; opId: bigint; position: string } | undefined> {
+    switch (event.type) {
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const table = await this.tableFor(event.table, batch, queue);
+        if (!table) return undefined;
+        const position = event.position !== undefined ? { position: event.position } : {};
+        if (event.type === 'insert') await batch.save({ tag: 'insert', table, after: event.after, ...position });
+        else if (event.type === 'delete') await batch.save({ tag: 'delete', table, before: event.before, ...position });
+        else {
+          await batch.save({
+            tag: 'update',
+            table,
+            after: event.after,
+            ...(event.before ? { before: event.before } : {}),
+            ...position,
+          });
+        }
+        return undefined;
+      }
+      case 'schema':
+        await this.tableFor(event.table, batch, queue);
+        return undefined;
+      case 'truncate': {
+        const tables: StoredTable[] = [];
+        for (const t of event.tables) {
+          const table = await this.tableFor(t, batch, queue);
+          if (table) tables.push(table);
+        }
+        if (tables.length > 0) await batch.truncate(tables);
+        return undefined;
+      }
+      case 'commit': {
+        const result = await batch.commit(event.position);
+        return { checkpointCreated: result.checkpointCreated, opId: result.checkpoint.opId, position: event.position };
+      }
+      case 'keepalive': {
+        const result = await batch.keepalive(event.position);
+        return { checkpointCreated: result.checkpointCreated, opId: result.checkpoint.opId, position: event.position };
+      }
+    }
+  }
+
+  /**
+   * The stored table for a streamed table description. A table seen for the first time, or
+   * with a new identity (schema change), is resolved in storage; replaced identities are
+   * dropped and the new one is queued for a snapshot, concurrently with streaming.
+   */
+  private async tableFor(
+    descriptor: SourceTableDescriptor,
+    batch: WriteBatch,
+    queue: SnapshotQueue,
+  ): Promise<StoredTable | undefined> {
+    const known = this.tables.get(tableKey(descriptor));
+    if (known && sameIdentity(known, descriptor)) return known;
+    const { syncConfig } = this.options.storage;
+    if (!syncConfig.tableIsRelevant(descriptor) && !syncConfig.tableHasParameterQueries(descriptor)) return undefined;
+    const table = await this.resolve(descriptor, batch);
+    if (table && !table.snapshotDone) queue.add(table);
+    return table;
+  }
+
+  private async resolve(descriptor: SourceTableDescriptor, batch: WriteBatch): Promise<StoredTable | undefined> {
+    const { table, replaced, created } = await this.options.storage.resolveTable(descriptor);
+    if (replaced.length > 0) {
+      this.options.logger.info('table identity changed; dropping the old one and copying again', {
+        table: `${descriptor.schema}.${descriptor.name}`,
+      });
+      await batch.drop(replaced);
+    }
+    let current = table;
+    if (created && !table.snapshotDone) current = await batch.markTableSnapshotRequired(table);
+    this.tables.set(tableKey(descriptor), current);
+    return current;
+  }
+}

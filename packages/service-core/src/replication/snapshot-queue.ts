@@ -1,0 +1,132 @@
+/**
+ * The snapshot queue: copies tables while the stream runs, `concurrency` tables at a time.
+ * Each table is read in key-ordered chunks after its last saved key, written through its own
+ * insert-if-absent batch, with progress saved after each flushed chunk; at the end the
+ * source position becomes the table's boundary (architecture.md section 4).
+ */
+import type { Logger } from '@bucketsync/lib-services';
+import type { StoredTable } from '../storage/storage-types.js';
+import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
+import type { WriteBatchHooks } from '../storage/write-batch.js';
+import type { Snapshotter } from './source-module.js';
+
+export interface SnapshotQueueOptions {
+  storage: SyncConfigStorage;
+  snapshotter: Snapshotter;
+  logger: Logger;
+  /** Tables copied at the same time. Default 2. */
+  concurrency?: number;
+  /** Rows per chunk. Default 10,000. */
+  chunkSize?: number;
+  /** Flush hooks for the snapshot batches (tests inject races with them). */
+  hooks?: WriteBatchHooks;
+  signal: AbortSignal;
+}
+
+function tableName(table: StoredTable): string {
+  return `${table.schema}.${table.name}`;
+}
+
+export class SnapshotQueue {
+  private readonly pending: StoredTable[] = [];
+  private readonly queuedIds = new Set<number>();
+  private active = 0;
+  private failure: unknown;
+  private idleWaiters: (() => void)[] = [];
+  private readonly concurrency: number;
+  private readonly chunkSize: number;
+
+  constructor(private readonly options: SnapshotQueueOptions) {
+    this.concurrency = Math.max(1, options.concurrency ?? 2);
+    this.chunkSize = Math.max(1, options.chunkSize ?? 10_000);
+  }
+
+  /** Queues a table (once; re-adding a queued table is a no-op) and starts a worker if one is free. */
+  add(table: StoredTable): void {
+    if (this.queuedIds.has(table.id)) return;
+    this.queuedIds.add(table.id);
+    this.pending.push(table);
+    this.pump();
+  }
+
+  /** Number of tables queued or being copied. */
+  get size(): number {
+    return this.pending.length + this.active;
+  }
+
+  /** Resolves when nothing is queued or running; rejects with the first copy failure. */
+  whenIdle(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.idleWaiters.push(() => (this.failure ? reject(this.failure) : resolve()));
+    });
+  }
+
+  private pump(): void {
+    while (this.active < this.concurrency && this.pending.length > 0 && !this.failure) {
+      const table = this.pending.shift()!;
+      this.active++;
+      void this.copy(table)
+        .catch((e: unknown) => {
+          this.failure ??= e;
+        })
+        .finally(() => {
+          this.active--;
+          this.queuedIds.delete(table.id);
+          if (this.failure || this.size === 0) {
+            const waiters = this.idleWaiters;
+            this.idleWaiters = [];
+            for (const w of waiters) w();
+          }
+          this.pump();
+        });
+    }
+  }
+
+  private async copy(table: StoredTable): Promise<void> {
+    const { storage, snapshotter, logger, signal } = this.options;
+    const log = logger.child({ table: tableName(table) });
+    const batch = storage.createWriteBatch({
+      mode: 'snapshot',
+      signal,
+      ...(this.options.hooks ? { hooks: this.options.hooks } : {}),
+    });
+    let current = table;
+    try {
+      let copied = table.snapshotProgress?.copiedRows ?? 0;
+      const afterKey = table.snapshotProgress?.lastKey;
+      log.info(afterKey ? 'resuming table copy' : 'copying table', { copiedRows: copied });
+      const started = Date.now();
+      for await (const chunk of snapshotter.readChunks(table, {
+        chunkSize: this.chunkSize,
+        signal,
+        ...(afterKey !== undefined ? { afterKey } : {}),
+      })) {
+        for (const row of chunk.rows) await batch.save({ tag: 'insert', table: current, after: row });
+        copied += chunk.rows.length;
+        current = await batch.updateTableProgress(current, {
+          lastKey: chunk.lastKey,
+          copiedRows: copied,
+          ...(chunk.estimatedTotalRows !== undefined ? { totalRows: chunk.estimatedTotalRows } : {}),
+        });
+        await batch.flush();
+        const total = chunk.estimatedTotalRows;
+        log.info('copied chunk', {
+          copiedRows: copied,
+          ...(total ? { estimatedTotalRows: total, percent: Math.min(100, Math.round((copied / total) * 100)) } : {}),
+        });
+      }
+      const boundary = await snapshotter.currentPosition(signal);
+      await batch.markTableSnapshotDone([current], boundary);
+      const seconds = (Date.now() - started) / 1000;
+      log.info('table copy done', {
+        copiedRows: copied,
+        boundary,
+        rowsPerSecond: Math.round(copied / Math.max(seconds, 0.001)),
+      });
+    } finally {
+      await batch.close();
+    }
+  }
+}
