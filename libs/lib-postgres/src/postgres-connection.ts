@@ -91,7 +91,8 @@ export function classifyPostgresError(error: unknown, doing: string): ServiceErr
     return new ServiceError(ErrorCode.SOURCE_UNREACHABLE, `${doing}: ${message}`, { cause: error, retryable: true });
   }
   if (code && /^[0-9A-Z]{5}$/.test(code)) {
-    const retryable = RETRYABLE_SQLSTATE_CLASSES.has(code.slice(0, 2));
+    // 55006 object_in_use: e.g. a replication slot still held by a connection that is closing.
+    const retryable = RETRYABLE_SQLSTATE_CLASSES.has(code.slice(0, 2)) || code === '55006';
     if (retryable) {
       return new ServiceError(ErrorCode.SOURCE_UNREACHABLE, `${doing}: ${message} (SQLSTATE ${code})`, {
         cause: error,

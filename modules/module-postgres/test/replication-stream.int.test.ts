@@ -24,7 +24,17 @@ describeIntegration('postgres', 'pgoutput stream from a real server', (url) => {
   });
 
   afterAll(async () => {
-    await admin.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [
+    // A walsender may still hold the slot for a moment after its connection closed.
+    await admin.query(
+      'SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active',
+      [slot],
+    );
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await admin.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active', [slot]);
+      if (rows.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
       slot,
     ]);
     await admin.end();

@@ -163,7 +163,7 @@ export class ReplicationCoordinator {
     let consistent = false;
     for await (const events of streamer.stream(start, signal)) {
       for (const event of events) {
-        const result = await this.apply(event, batch, queue);
+        const result = await this.apply(event, batch, queue, signal);
         if (result?.checkpointCreated) {
           onProgress();
           if (!consistent) {
@@ -181,6 +181,7 @@ export class ReplicationCoordinator {
     event: ChangeEvent,
     batch: WriteBatch,
     queue: SnapshotQueue,
+    signal: AbortSignal,
   ): Promise<{ checkpointCreated: boolean; opId: bigint; position: string } | undefined> {
     switch (event.type) {
       case 'insert':
@@ -192,10 +193,18 @@ export class ReplicationCoordinator {
         if (event.type === 'insert') await batch.save({ tag: 'insert', table, after: event.after, ...position });
         else if (event.type === 'delete') await batch.save({ tag: 'delete', table, before: event.before, ...position });
         else {
+          let after = event.after;
+          if (event.unchangedColumns && event.unchangedColumns.length > 0) {
+            // The source left out unchanged (TOAST) values: take the whole row from the source.
+            // It may be newer than this change; later changes of the row bring it up to date.
+            const [current] = await this.options.snapshotter.readRowsByKey(table, [event.after], signal);
+            if (!current) return undefined; // deleted since: its delete follows in the stream
+            after = current;
+          }
           await batch.save({
             tag: 'update',
             table,
-            after: event.after,
+            after,
             ...(event.before ? { before: event.before } : {}),
             ...position,
           });
