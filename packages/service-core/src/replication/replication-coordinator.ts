@@ -152,6 +152,12 @@ export class ReplicationCoordinator {
     }
   }
 
+  /**
+   * Applies the stream. Transactions that arrive together are committed together: the
+   * batch commits once, at the last transaction boundary of each arrival, so a burst of small
+   * source transactions costs one storage flush instead of one each. Every commit is still at
+   * a boundary (invariant 2), and row positions keep re-applies harmless (invariant 6).
+   */
   private async streamLoop(
     start: string,
     batch: WriteBatch,
@@ -161,34 +167,45 @@ export class ReplicationCoordinator {
   ): Promise<void> {
     const { streamer, logger } = this.options;
     let consistent = false;
+    let transactionsEnded = false;
     for await (const events of streamer.stream(start, signal)) {
-      for (const event of events) {
-        const result = await this.apply(event, batch, queue, signal);
-        if (result?.checkpointCreated) {
-          onProgress();
-          if (!consistent) {
-            consistent = true;
-            logger.info('first consistent checkpoint', { opId: String(result.opId), position: result.position });
-            await this.options.onConsistent?.();
+      // Commit once, at the last boundary of this arrival; changes after it (the start of a
+      // transaction still arriving) are applied after that commit, so no checkpoint ever
+      // covers part of a transaction.
+      const last = events.findLastIndex((e) => e.type === 'commit' || e.type === 'keepalive');
+      for (let i = 0; i < events.length; i++) {
+        const event = events[i]!;
+        if (event.type === 'commit' || event.type === 'keepalive') {
+          if (event.type === 'commit') transactionsEnded = true;
+          if (i !== last) continue;
+          const result = transactionsEnded ? await batch.commit(event.position) : await batch.keepalive(event.position);
+          transactionsEnded = false;
+          if (result.checkpointCreated) {
+            onProgress();
+            if (!consistent) {
+              consistent = true;
+              logger.info('first consistent checkpoint', {
+                opId: String(result.checkpoint.opId),
+                position: event.position,
+              });
+              await this.options.onConsistent?.();
+            }
           }
+          streamer.acknowledge(event.position);
+          continue;
         }
-        if (result) streamer.acknowledge(result.position);
+        await this.apply(event, batch, queue, signal);
       }
     }
   }
 
-  private async apply(
-    event: ChangeEvent,
-    batch: WriteBatch,
-    queue: SnapshotQueue,
-    signal: AbortSignal,
-  ): Promise<{ checkpointCreated: boolean; opId: bigint; position: string } | undefined> {
+  private async apply(event: ChangeEvent, batch: WriteBatch, queue: SnapshotQueue, signal: AbortSignal): Promise<void> {
     switch (event.type) {
       case 'insert':
       case 'update':
       case 'delete': {
         const table = await this.tableFor(event.table, batch, queue);
-        if (!table) return undefined;
+        if (!table) return;
         const position = event.position !== undefined ? { position: event.position } : {};
         if (event.type === 'insert') await batch.save({ tag: 'insert', table, after: event.after, ...position });
         else if (event.type === 'delete') await batch.save({ tag: 'delete', table, before: event.before, ...position });
@@ -198,7 +215,7 @@ export class ReplicationCoordinator {
             // The source left out unchanged (TOAST) values: take the whole row from the source.
             // It may be newer than this change; later changes of the row bring it up to date.
             const [current] = await this.options.snapshotter.readRowsByKey(table, [event.after], signal);
-            if (!current) return undefined; // deleted since: its delete follows in the stream
+            if (!current) return; // deleted since: its delete follows in the stream
             after = current;
           }
           await batch.save({
@@ -209,11 +226,11 @@ export class ReplicationCoordinator {
             ...position,
           });
         }
-        return undefined;
+        return;
       }
       case 'schema':
         await this.tableFor(event.table, batch, queue);
-        return undefined;
+        return;
       case 'truncate': {
         const tables: StoredTable[] = [];
         for (const t of event.tables) {
@@ -221,16 +238,11 @@ export class ReplicationCoordinator {
           if (table) tables.push(table);
         }
         if (tables.length > 0) await batch.truncate(tables);
-        return undefined;
+        return;
       }
-      case 'commit': {
-        const result = await batch.commit(event.position);
-        return { checkpointCreated: result.checkpointCreated, opId: result.checkpoint.opId, position: event.position };
-      }
-      case 'keepalive': {
-        const result = await batch.keepalive(event.position);
-        return { checkpointCreated: result.checkpointCreated, opId: result.checkpoint.opId, position: event.position };
-      }
+      case 'commit':
+      case 'keepalive':
+        return; // boundaries are handled by streamLoop
     }
   }
 
