@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { bucketsCommand } from './commands/buckets-command.js';
 import { evalRowCommand } from './commands/eval-row-command.js';
+import { migrateCommand } from './commands/migrate-command.js';
+import { startCommand } from './commands/start-command.js';
 import { validateCommand } from './commands/validate-command.js';
 
 interface Command {
@@ -25,6 +27,14 @@ const commands: Record<string, Command> = {
       console.log(packageJson.version);
       return 0;
     },
+  },
+  start: {
+    summary: 'run the service: -c <config file> [-r unified|sync|api]',
+    run: startCommand,
+  },
+  migrate: {
+    summary: 'create or upgrade the bucket storage schema: -c <config file>',
+    run: migrateCommand,
   },
   validate: {
     summary: 'check a sync config offline: prints file:line:col severity message',

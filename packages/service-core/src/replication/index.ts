@@ -1,5 +1,6 @@
 export type { ChangeEvent, RowChangeEvent } from './change-event.js';
 export { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
+export { ReplicationEngine, type ReplicationEngineOptions } from './replication-engine.js';
 export { SnapshotQueue, type SnapshotQueueOptions } from './snapshot-queue.js';
 export {
   DEFAULT_SOURCE_CAPABILITIES,

@@ -1,0 +1,153 @@
+/**
+ * The replication engine: keeps one coordinator running for each sync config that needs
+ * replicating (the active one, and a processing one beside it after a deploy), each under
+ * its storage replication lock. Storage activates a processing config at its first
+ * consistent checkpoint; the engine then stops the old config's job, drops its stream
+ * resources (slot) and cleans up its storage. History loss restarts into a fresh copy.
+ */
+import { sleep, type Logger } from '@bucketsync/lib-services';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import type { BucketStorage, ReplicationLock } from '../storage/bucket-storage.js';
+import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
+import { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
+import type { SourceModule, SourceTablePattern } from './source-module.js';
+
+export interface ReplicationEngineOptions<Config> {
+  storage: BucketStorage;
+  source: { module: SourceModule<Config>; config: Config };
+  /** Table patterns and edition of a sync config's text (from the sync config engine). */
+  describeSyncConfig(content: string): { patterns: readonly SourceTablePattern[]; edition: number };
+  logger: Logger;
+  /** Identifies this process in replication locks. */
+  holder: string;
+  /** How often config states are re-read and locks retried. Default 2 s. */
+  pollIntervalMs?: number;
+  /** Wait after a permanent failure before trying again (the user may have fixed it). Default 30 s. */
+  permanentRetryDelayMs?: number;
+  coordinator?: Pick<ReplicationCoordinatorOptions, 'tableConcurrency' | 'chunkSize' | 'retry'>;
+}
+
+interface Job {
+  configId: number;
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+export class ReplicationEngine<Config> {
+  private readonly jobs = new Map<number, Job>();
+  private readonly lockWaitLogged = new Set<number>();
+
+  constructor(private readonly options: ReplicationEngineOptions<Config>) {}
+
+  /** Runs until `signal` aborts, then stops every job (finishing in-flight flushes, releasing locks). */
+  async run(signal: AbortSignal): Promise<void> {
+    const { storage, logger } = this.options;
+    try {
+      while (!signal.aborted) {
+        const wanted = [await storage.getActiveSyncConfig(), await storage.getProcessingSyncConfig()].filter(
+          (c): c is SyncConfigStorage => c !== undefined,
+        );
+        const wantedIds = new Set(wanted.map((c) => c.configId));
+        for (const [configId, job] of this.jobs) {
+          if (wantedIds.has(configId)) continue;
+          logger.info('sync config replaced; stopping its replication', { configId });
+          job.abort.abort();
+          await job.done;
+          this.jobs.delete(configId);
+          await this.retire(configId);
+        }
+        for (const config of wanted) {
+          if (!this.jobs.has(config.configId)) await this.startJob(config, signal);
+        }
+        await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
+      }
+    } finally {
+      for (const job of this.jobs.values()) job.abort.abort();
+      await Promise.all([...this.jobs.values()].map((j) => j.done));
+      this.jobs.clear();
+    }
+  }
+
+  private context(configId: number, content: string) {
+    const { edition } = this.options.describeSyncConfig(content);
+    return { config: this.options.source.config, replicationId: `c${configId}`, edition };
+  }
+
+  private async startJob(config: SyncConfigStorage, signal: AbortSignal): Promise<void> {
+    const { storage, logger, holder } = this.options;
+    const lock = await storage.acquireReplicationLock(config.configId, { holder });
+    if (!lock) {
+      if (!this.lockWaitLogged.has(config.configId)) {
+        logger.info('another process replicates this sync config; waiting for its lock', { configId: config.configId });
+        this.lockWaitLogged.add(config.configId);
+      }
+      return;
+    }
+    this.lockWaitLogged.delete(config.configId);
+    const abort = new AbortController();
+    const onParentAbort = () => abort.abort();
+    signal.addEventListener('abort', onParentAbort, { once: true });
+    const done = this.runJob(config, lock, abort.signal).finally(() => {
+      signal.removeEventListener('abort', onParentAbort);
+      this.jobs.delete(config.configId);
+    });
+    this.jobs.set(config.configId, { configId: config.configId, abort, done });
+  }
+
+  private async runJob(config: SyncConfigStorage, lock: ReplicationLock, signal: AbortSignal): Promise<void> {
+    const { storage, logger, source } = this.options;
+    const log = logger.child({ configId: config.configId });
+    const context = this.context(config.configId, config.content);
+    const { patterns } = this.options.describeSyncConfig(config.content);
+    const refresh = setInterval(() => {
+      lock.refresh().catch((e: unknown) => log.warn('could not refresh the replication lock', { error: e }));
+    }, 20_000);
+    const snapshotter = source.module.createSnapshotter(context);
+    const streamer = source.module.createStreamer(context);
+    try {
+      log.info('replicating sync config');
+      const coordinator = new ReplicationCoordinator({
+        storage: config,
+        snapshotter,
+        streamer,
+        patterns,
+        logger: log,
+        ...this.options.coordinator,
+      });
+      await coordinator.run(signal);
+    } catch (e) {
+      if (e instanceof ServiceError && e.code === ErrorCode.SOURCE_HISTORY_LOST) {
+        log.warn('the source lost the history replication needs; starting a fresh copy while clients keep syncing', {
+          error: e,
+        });
+        await storage.restartReplication(config.configId);
+      } else {
+        log.error('replication of this sync config stopped; retrying later', {
+          error: e,
+          retryInMs: this.options.permanentRetryDelayMs ?? 30_000,
+        });
+        await sleep(this.options.permanentRetryDelayMs ?? 30_000, signal).catch(() => undefined);
+      }
+    } finally {
+      clearInterval(refresh);
+      await streamer.close().catch(() => undefined);
+      await snapshotter.close().catch(() => undefined);
+      await lock.release().catch(() => undefined);
+    }
+  }
+
+  /** A stopped config: drop its stream resources (e.g. the slot) and its stored data. */
+  private async retire(configId: number): Promise<void> {
+    const { storage, source, logger } = this.options;
+    const config = await storage.getSyncConfig(configId);
+    if (config) {
+      const streamer = source.module.createStreamer(this.context(configId, config.content));
+      await streamer
+        .destroy()
+        .catch((e: unknown) => logger.warn('could not drop the replication stream', { configId, error: e }));
+      await streamer.close().catch(() => undefined);
+    }
+    const cleaned = await storage.cleanupStoppedConfigs();
+    logger.info('cleaned up stopped sync configs', { cleaned });
+  }
+}

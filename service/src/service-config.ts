@@ -1,0 +1,187 @@
+/**
+ * The service config file: YAML (or JSON) with `!env NAME` substitution, validated into the
+ * modules it names. Errors name the path (`storage.uri: ...`); keys BucketSync does not use
+ * but PowerSync configs carry are accepted with a warning so existing configs load.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { SourceModule } from '@bucketsync/service-core';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import { parseDocument, type ScalarTag } from 'yaml';
+import { PLANNED_SOURCE_TYPES, SOURCE_MODULES, STORAGE_MODULES, type StorageModule } from './module-table.js';
+
+export interface SourceConnection {
+  module: SourceModule<unknown>;
+  config: unknown;
+}
+
+export interface ServiceConfig {
+  /** Absolute path of the file the config was read from. */
+  file: string;
+  connections: SourceConnection[];
+  storage: { module: StorageModule; config: unknown };
+  syncConfig: { content: string; source: string };
+  /** Unused keys and other things worth a warning at start. */
+  warnings: string[];
+}
+
+/** Top-level keys BucketSync reads. Anything else is kept, with a warning. */
+const KNOWN_KEYS = new Set(['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port']);
+
+function envTag(missing: string[]): ScalarTag {
+  return {
+    tag: '!env',
+    resolve(name: string) {
+      const value = process.env[name.trim()];
+      if (value === undefined) missing.push(name.trim());
+      return value ?? '';
+    },
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function invalid(file: string, problems: string[]): ServiceError {
+  return new ServiceError(ErrorCode.CONFIG_INVALID, `${file}:\n  - ${problems.join('\n  - ')}\n`);
+}
+
+/** Reads and validates the config file; throws ServiceError naming every problem. */
+export function loadServiceConfig(file: string, options: { requireReplication?: boolean } = {}): ServiceConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (e) {
+    throw new ServiceError(ErrorCode.CONFIG_FILE_UNREADABLE, `${absolute}: ${(e as Error).message}`, { cause: e });
+  }
+  const missingEnv: string[] = [];
+  const doc = parseDocument(text, { customTags: [envTag(missingEnv)], prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw invalid(
+      absolute,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`),
+    );
+  }
+  const raw: unknown = doc.toJS();
+  const problems: string[] = missingEnv.map((name) => `environment variable ${name} (used with !env) is not set`);
+  const warnings: string[] = [];
+  if (!isObject(raw))
+    throw invalid(absolute, ['the file must contain a mapping of keys (replication, storage, sync_config)']);
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_KEYS.has(key)) warnings.push(`${key}: not used by BucketSync; ignored`);
+  }
+
+  // storage
+  let storage: ServiceConfig['storage'] | undefined;
+  const rawStorage = raw.storage;
+  if (!isObject(rawStorage)) {
+    problems.push('storage: required (a mapping with type and uri)');
+  } else {
+    const module = STORAGE_MODULES.find((m) => m.type === rawStorage.type);
+    if (!module) {
+      problems.push(
+        `storage.type: expected one of ${STORAGE_MODULES.map((m) => JSON.stringify(m.type)).join(', ')} (got ${JSON.stringify(rawStorage.type)})`,
+      );
+    } else {
+      try {
+        storage = { module, config: module.decodeConfig(rawStorage) };
+      } catch (e) {
+        problems.push(...detailLines(e));
+      }
+    }
+  }
+
+  // replication.connections
+  const connections: SourceConnection[] = [];
+  const replication = raw.replication;
+  const rawConnections = isObject(replication) ? replication.connections : undefined;
+  if (!Array.isArray(rawConnections) || rawConnections.length === 0) {
+    if (options.requireReplication !== false) {
+      problems.push('replication.connections: required (a list with one entry per source database)');
+    }
+  } else {
+    rawConnections.forEach((entry, i) => {
+      const where = `replication.connections[${i}]`;
+      const type = isObject(entry) ? entry.type : undefined;
+      const module = SOURCE_MODULES.find((m) => m.type === type);
+      if (!module) {
+        const planned = typeof type === 'string' ? PLANNED_SOURCE_TYPES[type] : undefined;
+        problems.push(
+          planned
+            ? `${where}.type: ${planned} in this version`
+            : `${where}.type: expected one of ${SOURCE_MODULES.map((m) => JSON.stringify(m.type)).join(', ')} (got ${JSON.stringify(type)})`,
+        );
+        return;
+      }
+      // Keys PowerSync configs carry that this module does not read are dropped with a warning.
+      const cleaned = isObject(entry) ? { ...entry } : entry;
+      if (isObject(cleaned)) {
+        for (const key of [
+          'id',
+          'slot_name_prefix',
+          'debug_api',
+          'cacert',
+          'client_certificate',
+          'client_private_key',
+        ]) {
+          if (key in cleaned) {
+            warnings.push(`${where}.${key}: not used by BucketSync; ignored`);
+            delete cleaned[key];
+          }
+        }
+      }
+      try {
+        connections.push({ module, config: module.decodeConfig(cleaned) });
+      } catch (e) {
+        problems.push(
+          ...detailLines(e).map((l) =>
+            l.startsWith('(top level): ')
+              ? `${where}: ${l.slice(13)}`
+              : l.startsWith('replication')
+                ? l
+                : `${where}.${l}`,
+          ),
+        );
+      }
+    });
+    if (connections.length > 1)
+      problems.push('replication.connections: only one source connection is supported for now');
+  }
+
+  // sync_config (alias sync_rules)
+  let syncConfig: ServiceConfig['syncConfig'] | undefined;
+  const rawSync = raw.sync_config ?? raw.sync_rules;
+  const syncKey = raw.sync_config !== undefined ? 'sync_config' : 'sync_rules';
+  if (!isObject(rawSync)) {
+    problems.push('sync_config: required (path: <file> relative to this config, or content: |)');
+  } else if (typeof rawSync.content === 'string') {
+    syncConfig = { content: rawSync.content, source: `${absolute} (${syncKey}.content)` };
+  } else if (typeof rawSync.path === 'string') {
+    const syncPath = path.resolve(path.dirname(absolute), rawSync.path);
+    try {
+      syncConfig = { content: readFileSync(syncPath, 'utf8'), source: syncPath };
+    } catch (e) {
+      problems.push(
+        `${syncKey}.path: cannot read ${syncPath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+  } else {
+    problems.push(`${syncKey}: set path (a file relative to this config) or content`);
+  }
+
+  if (problems.length > 0 || !storage || !syncConfig) throw invalid(absolute, problems);
+  return { file: absolute, connections, storage, syncConfig, warnings };
+}
+
+/** The per-field lines of a module's CONFIG_INVALID error (or its message). */
+function detailLines(error: unknown): string[] {
+  if (error instanceof ServiceError && error.details) {
+    return error.details
+      .split('\n')
+      .map((l) => l.replace(/^\s*-\s*/, '').trim())
+      .filter((l) => l.length > 0 && !l.endsWith(':'));
+  }
+  return [(error as Error).message];
+}

@@ -1,0 +1,87 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadServiceConfig } from '../src/service-config.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'bucketsync-config-'));
+function configFile(name: string, text: string): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+writeFileSync(path.join(dir, 'sync.yaml'), 'bucket_definitions:\n  global:\n    data: [SELECT * FROM todos]\n');
+
+const VALID = `
+replication:
+  connections:
+    - type: postgresql
+      uri: !env TEST_SOURCE_URL
+storage:
+  type: postgresql
+  uri: postgres://localhost/storage
+sync_rules:
+  path: sync.yaml
+telemetry:
+  disable_telemetry_sharing: true
+`;
+
+describe('service config file', () => {
+  afterEach(() => {
+    delete process.env.TEST_SOURCE_URL;
+  });
+
+  it('substitutes !env values, reads the sync config relative to the file, and warns about unused PowerSync keys', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://user:pw@db:5432/app';
+    const config = loadServiceConfig(configFile('valid.yaml', VALID));
+    expect(config.connections[0]?.config).toEqual({
+      tag: 'default',
+      uri: 'postgres://user:pw@db:5432/app',
+      publicationName: 'powersync',
+    });
+    expect(config.syncConfig.content).toContain('global');
+    expect(config.syncConfig.source).toBe(path.join(dir, 'sync.yaml'));
+    expect(config.warnings).toEqual(['telemetry: not used by BucketSync; ignored']);
+  });
+
+  it('names every problem by its path in one error', () => {
+    const file = configFile(
+      'bad.yaml',
+      `
+replication:
+  connections:
+    - type: postgresql
+      uri: !env TEST_SOURCE_URL
+      publication_name: 7
+    - type: mongodb
+storage:
+  type: sqlite
+sync_config:
+  path: missing.yaml
+`,
+    );
+    expect(() => loadServiceConfig(file)).toThrow(
+      [
+        'environment variable TEST_SOURCE_URL (used with !env) is not set',
+        'storage.type: expected one of "postgresql" (got "sqlite")',
+        'replication.connections[0].uri: Invalid url',
+        'replication.connections[0].publication_name: Expected string, received number (got number 7)',
+        'replication.connections[1].type: MongoDB replication is not available yet in this version',
+      ].join('\n  - '),
+    );
+    expect(() => loadServiceConfig(file)).toThrow(/sync_config\.path: cannot read .*missing\.yaml \(ENOENT\)/);
+  });
+
+  it('explains a missing file and required sections', () => {
+    expect(() => loadServiceConfig(path.join(dir, 'nope.yaml'))).toThrow(
+      /\[BS1002\] The config file could not be read/,
+    );
+    expect(() => loadServiceConfig(configFile('empty.yaml', 'port: 8080\n'))).toThrow(
+      /storage: required \(a mapping with type and uri\)\n {2}- replication\.connections: required/,
+    );
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(() => loadServiceConfig(configFile('syntax.yaml', 'storage:\n  type: [postgresql\n'))).toThrow(/line \d+:/);
+  });
+});
