@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- <filter>]`: runs the `bench` script of every workspace package (or only
-// those whose name contains <filter>, e.g. `storage`, `sync-rules`), one after the other, and
+// those whose name or bench command contains <filter>, e.g. `storage`, `sync-rules`,
+// `replication`), one after the other, and
 // writes their figures to bench/results/latest.json. A package reports figures by writing a
 // JSON object to the file named by BENCH_RESULTS_FILE; its console output is shown as is.
 // Figures only: a slow run never fails; a crashing bench is reported and the next one runs.
@@ -43,7 +44,13 @@ function run(command, args, options) {
 const benches = workspaceFolders()
   .map((folder) => ({ folder, pkg: JSON.parse(readFileSync(path.join(folder, 'package.json'), 'utf8')) }))
   .filter(({ pkg }) => typeof pkg.scripts?.bench === 'string')
-  .filter(({ folder, pkg }) => !filter || pkg.name.includes(filter) || path.basename(folder).includes(filter));
+  .filter(
+    ({ folder, pkg }) =>
+      !filter ||
+      pkg.name.includes(filter) ||
+      path.basename(folder).includes(filter) ||
+      pkg.scripts.bench.includes(filter),
+  );
 
 if (benches.length === 0) {
   console.error(`No package has a bench script${filter ? ` matching "${filter}"` : ''}.`);

@@ -86,7 +86,9 @@ export class PostgresReplicationConnection {
           kind: 'data',
           walStart: chunk.readBigUInt64BE(1),
           walEnd: chunk.readBigUInt64BE(9),
-          message: chunk.subarray(25),
+          // Copied: the driver's parser reuses its read buffer once this event returns, and
+          // frames wait in the queue until the consumer takes them.
+          message: Buffer.from(chunk.subarray(25)),
         });
       } else if (tag === 0x6b /* k: primary keepalive */) {
         queue.push({ kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 });
