@@ -16,7 +16,39 @@ export function classifyPostgresSourceError(error: unknown, doing: string, slot?
         message,
       ))
   ) {
-    return new ServiceError(ErrorCode.SOURCE_HISTORY_LOST, `replication slot "${slot}": ${message}`, { cause: error });
+    return new ServiceError(
+      ErrorCode.SOURCE_HISTORY_LOST,
+      `replication slot "${slot}" is gone or was invalidated (${message}). The server removed WAL that replication had not read yet, ` +
+        'usually because BucketSync was stopped or behind for longer than max_slot_wal_keep_size allows; raise it (or set -1) to keep WAL longer',
+      { cause: error },
+    );
   }
   return classifyPostgresError(error, doing);
+}
+
+/**
+ * Checks what logical replication needs before creating a slot or streaming: `wal_level =
+ * logical` and a role with the REPLICATION attribute. Fails with what to change.
+ */
+export async function checkReplicationPrerequisites(client: {
+  query<R extends Record<string, unknown>>(text: string): Promise<{ rows: R[] }>;
+}): Promise<void> {
+  const { rows } = await client.query<{ wal_level: string; role: string; can_replicate: boolean }>(
+    `SELECT current_setting('wal_level') AS wal_level, current_user AS role,
+            (SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user) AS can_replicate`,
+  );
+  const row = rows[0]!;
+  if (row.wal_level !== 'logical') {
+    throw new ServiceError(
+      ErrorCode.SOURCE_MISCONFIGURED,
+      `wal_level is "${row.wal_level}", but logical replication needs wal_level = logical. ` +
+        'Run ALTER SYSTEM SET wal_level = logical; (or set it in postgresql.conf) and restart Postgres',
+    );
+  }
+  if (!row.can_replicate) {
+    throw new ServiceError(
+      ErrorCode.SOURCE_MISCONFIGURED,
+      `the user "${row.role}" may not start logical replication. Run ALTER ROLE "${row.role}" WITH REPLICATION; as a superuser`,
+    );
+  }
 }

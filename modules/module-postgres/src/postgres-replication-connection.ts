@@ -126,7 +126,8 @@ export class PostgresReplicationConnection {
           yield batch;
           continue;
         }
-        if (failure) throw classifyPostgresError(failure, `streaming from slot "${options.slot}"`);
+        // Raw driver error: the streamer classifies it (it knows which errors mean history loss).
+        if (failure) throw failure;
         if (ended) return;
         await new Promise<void>((resolve) => (wake = resolve));
       }

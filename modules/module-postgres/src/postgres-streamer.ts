@@ -10,7 +10,7 @@ import type { ChangeEvent, SourceContext, SourceTableDescriptor, Streamer } from
 import type pg from 'pg';
 import type { PostgresSourceConfig } from './postgres-config.js';
 import { slotNameFor } from './postgres-config.js';
-import { classifyPostgresSourceError } from './postgres-errors.js';
+import { checkReplicationPrerequisites, classifyPostgresSourceError } from './postgres-errors.js';
 import { PostgresPgoutputDecoder, type PgoutputRelation, type PgoutputTuple } from './postgres-pgoutput-decoder.js';
 import { lsnToPosition, parseLsn } from './postgres-position.js';
 import { PostgresReplicationConnection } from './postgres-replication-connection.js';
@@ -33,6 +33,7 @@ export class PostgresStreamer implements Streamer {
   async createStartPosition(): Promise<string> {
     const admin = await this.admin('creating the replication slot');
     try {
+      await checkReplicationPrerequisites(admin);
       // A slot left by a crash before the start position was saved is stale: start over.
       await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
         this.slot,
@@ -56,6 +57,7 @@ export class PostgresStreamer implements Streamer {
     const descriptors = new Map<number, SourceTableDescriptor>();
     let replication: PostgresReplicationConnection | undefined;
     try {
+      await checkReplicationPrerequisites(admin);
       replication = await PostgresReplicationConnection.connect(this.context.config.uri);
       this.replication = replication;
       this.acknowledged = parseLsn(from);

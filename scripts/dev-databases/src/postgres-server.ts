@@ -89,6 +89,8 @@ export interface StartPostgresOptions {
   dataDir: string;
   port: number;
   databases: string[];
+  /** Overrides of POSTGRES_SETTINGS (e.g. `wal_level: 'replica'` to test the error). */
+  settings?: Record<string, string>;
 }
 
 /** Starts a throwaway Postgres cluster and creates `databases` in it. */
@@ -99,7 +101,9 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Runn
   await exec('cp', ['-a', template, options.dataDir]);
 
   const args = ['-D', options.dataDir, '-p', String(options.port)];
-  for (const [key, value] of Object.entries(POSTGRES_SETTINGS)) args.push('-c', `${key}=${value}`);
+  for (const [key, value] of Object.entries({ ...POSTGRES_SETTINGS, ...options.settings })) {
+    args.push('-c', `${key}=${value}`);
+  }
   const server = new ServerProcess({
     command: postgres,
     args,
