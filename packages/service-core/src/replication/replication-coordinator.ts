@@ -237,7 +237,14 @@ export class ReplicationCoordinator {
           const table = await this.tableFor(t, batch, queue);
           if (table) tables.push(table);
         }
-        if (tables.length > 0) await batch.truncate(tables);
+        if (tables.length === 0) return;
+        // Rows a snapshot read before this truncate may be written after it: delete them too, so
+        // their tombstones make that write a no-op (see SnapshotQueue.truncated).
+        const held = tables.map((table) => ({ table, rows: queue.truncated(table) }));
+        await batch.truncate(tables);
+        for (const { table, rows } of held) {
+          for (const row of rows) await batch.save({ tag: 'delete', table, before: row });
+        }
         return;
       }
       case 'commit':

@@ -5,7 +5,7 @@
  * source position becomes the table's boundary (architecture.md section 4).
  */
 import type { Logger } from '@bucketsync/lib-services';
-import type { StoredTable } from '../storage/storage-types.js';
+import type { SqliteRow, StoredTable } from '../storage/storage-types.js';
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
 import type { WriteBatchHooks } from '../storage/write-batch.js';
 import type { Snapshotter } from './source-module.js';
@@ -35,6 +35,10 @@ export class SnapshotQueue {
   private idleWaiters: (() => void)[] = [];
   private readonly concurrency: number;
   private readonly chunkSize: number;
+  /** Per table id: rows of the chunk read from the source and not yet known to be written. */
+  private readonly inflight = new Map<number, readonly SqliteRow[]>();
+  /** Per table id: truncates the stream applied (see `truncated`). */
+  private readonly truncations = new Map<number, number>();
 
   constructor(private readonly options: SnapshotQueueOptions) {
     this.concurrency = Math.max(1, options.concurrency ?? 2);
@@ -52,6 +56,20 @@ export class SnapshotQueue {
   /** Number of tables queued or being copied. */
   get size(): number {
     return this.pending.length + this.active;
+  }
+
+  /**
+   * Called by the coordinator when the stream applies a truncate of `table`, before storage
+   * truncates. A chunk read before the source truncate can reach storage after it, where
+   * nothing would remove it again (the truncate only removes rows storage holds). So: a chunk
+   * still being read is dropped by its worker (every row it could hold is either gone or
+   * re-inserted later in the stream), and the rows of a chunk already read but maybe not yet
+   * written are returned: the coordinator deletes them in the stream, and the tombstones make
+   * their snapshot write a no-op (invariant 4). Found by the source contract suite.
+   */
+  truncated(table: StoredTable): readonly SqliteRow[] {
+    this.truncations.set(table.id, (this.truncations.get(table.id) ?? 0) + 1);
+    return this.inflight.get(table.id) ?? [];
   }
 
   /** Resolves when nothing is queued or running; rejects with the first copy failure. */
@@ -98,19 +116,27 @@ export class SnapshotQueue {
       const afterKey = table.snapshotProgress?.lastKey;
       log.info(afterKey ? 'resuming table copy' : 'copying table', { copiedRows: copied });
       const started = Date.now();
+      const truncations = () => this.truncations.get(table.id) ?? 0;
+      let truncationsBeforeRead = truncations();
       for await (const chunk of snapshotter.readChunks(table, {
         chunkSize: this.chunkSize,
         signal,
         ...(afterKey !== undefined ? { afterKey } : {}),
       })) {
-        for (const row of chunk.rows) await batch.save({ tag: 'insert', table: current, after: row });
-        copied += chunk.rows.length;
+        // Truncated while this chunk was read: drop its rows (see `truncated`), keep the key.
+        if (truncations() === truncationsBeforeRead) {
+          this.inflight.set(table.id, chunk.rows);
+          for (const row of chunk.rows) await batch.save({ tag: 'insert', table: current, after: row });
+          copied += chunk.rows.length;
+        }
         current = await batch.updateTableProgress(current, {
           lastKey: chunk.lastKey,
           copiedRows: copied,
           ...(chunk.estimatedTotalRows !== undefined ? { totalRows: chunk.estimatedTotalRows } : {}),
         });
         await batch.flush();
+        this.inflight.delete(table.id);
+        truncationsBeforeRead = truncations();
         const total = chunk.estimatedTotalRows;
         log.info('copied chunk', {
           copiedRows: copied,
@@ -126,6 +152,7 @@ export class SnapshotQueue {
         rowsPerSecond: Math.round(copied / Math.max(seconds, 0.001)),
       });
     } finally {
+      this.inflight.delete(table.id);
       await batch.close();
     }
   }

@@ -1,0 +1,2 @@
+export { BSON_STREAM, chooseEncoding, encodeLine, NDJSON, type SyncEncoding } from './sync-line-encoder.js';
+export { createSyncServer, type Authenticator, type SyncServerOptions } from './sync-server.js';

@@ -1,0 +1,162 @@
+/**
+ * The HTTP API (sync-protocol.md "Endpoints"): `POST /sync/stream` (NDJSON or BSON, gzip
+ * when asked, written with back-pressure and flushed per line), write checkpoints, and
+ * probes. Errors before the first line become HTTP errors with the catalogue's JSON body
+ * (401 `PSYNC_S21xx` so clients refresh their token); one connection's error never
+ * affects another.
+ */
+import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import zlib from 'node:zlib';
+import type { Logger } from '@bucketsync/lib-services';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import type { ConnectionLimits, SyncConfig } from '@bucketsync/sync-rules';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { SourceApi } from '../replication/source-module.js';
+import type { BucketStorage } from '../storage/bucket-storage.js';
+import type { SyncLine } from '../sync/sync-lines.js';
+import { decodeSyncRequest } from '../sync/sync-request.js';
+import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
+import { chooseEncoding, encodeLine, NDJSON } from './sync-line-encoder.js';
+
+/** Verifies the `Authorization` header of a request (the token verifier). */
+export interface Authenticator {
+  verify(authorizationHeader: string | undefined): Promise<SyncIdentity>;
+}
+
+export interface SyncServerOptions {
+  storage: BucketStorage;
+  authenticator: Authenticator;
+  /** The source's API, for write checkpoints' head position. */
+  sourceApi: SourceApi | undefined;
+  /** Compiles sync config text; callers cache by content. */
+  compile(content: string): SyncConfig;
+  logger: Logger;
+  limits?: ConnectionLimits;
+  keepaliveSeconds?: number;
+  /** Request body limit in bytes. Default 1 MiB. */
+  bodyLimit?: number;
+}
+
+function toServiceError(error: unknown): ServiceError {
+  if (error instanceof ServiceError) return error;
+  return new ServiceError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error), { cause: error });
+}
+
+async function sendError(reply: FastifyReply, error: unknown, logger: Logger): Promise<void> {
+  const e = toServiceError(error);
+  if (e.status >= 500) logger.error('request failed', { error: e });
+  await reply.code(e.status).type('application/json').send(e.toResponseBody());
+}
+
+/** Writes with back-pressure: waits for `drain` when the socket buffer is full. */
+async function write(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
+  if (!stream.write(chunk)) await once(stream, 'drain');
+}
+
+export async function createSyncServer(options: SyncServerOptions): Promise<FastifyInstance> {
+  const { storage, authenticator, logger } = options;
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024 });
+  const openStreams = new Set<AbortController>();
+
+  // A malformed JSON body is a 400 naming the problem, like any other bad field.
+  app.setErrorHandler(async (error, _request, reply) => {
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) {
+      await sendError(reply, new ServiceError(ErrorCode.REQUEST_INVALID, `body: ${(error as Error).message}`), logger);
+    } else {
+      await sendError(reply, error, logger);
+    }
+  });
+
+  app.get('/probes/liveness', async () => ({ ok: true }));
+  app.get('/probes/readiness', async (_request, reply) => {
+    const active = await storage.getActiveSyncConfig().catch(() => undefined);
+    if (!active) return reply.code(503).send({ ready: false, reason: 'no sync config is active yet' });
+    return { ready: true };
+  });
+
+  const createWriteCheckpoint = async (request: FastifyRequest, clientId: unknown, reply: FastifyReply) => {
+    try {
+      const identity = await authenticator.verify(request.headers.authorization);
+      if (typeof clientId !== 'string' || clientId.length === 0) {
+        throw new ServiceError(ErrorCode.REQUEST_INVALID, 'client_id: required');
+      }
+      if (!options.sourceApi)
+        throw new ServiceError(ErrorCode.INTERNAL, 'no source is configured for write checkpoints');
+      const headPosition = await options.sourceApi.headPosition();
+      const id = await storage.createManagedWriteCheckpoint({ userId: identity.userId, clientId, headPosition });
+      return reply.send({ data: { write_checkpoint: id.toString() } });
+    } catch (e) {
+      return sendError(reply, e, logger);
+    }
+  };
+  app.get('/write-checkpoint2.json', (request, reply) =>
+    createWriteCheckpoint(request, (request.query as Record<string, unknown>).client_id, reply),
+  );
+  app.post('/sync/checkpoint-request', (request, reply) =>
+    createWriteCheckpoint(request, (request.body as Record<string, unknown> | undefined)?.client_id, reply),
+  );
+
+  app.post('/sync/stream', async (request, reply) => {
+    const abort = new AbortController();
+    let lines: AsyncGenerator<SyncLine> | undefined;
+    let first: IteratorResult<SyncLine> | undefined;
+    request.raw.on('close', () => abort.abort());
+    try {
+      const identity = await authenticator.verify(request.headers.authorization);
+      const body = decodeSyncRequest(request.body);
+      lines = syncStream({
+        storage,
+        identity,
+        request: body,
+        signal: abort.signal,
+        compile: options.compile,
+        logger: logger.child({ user: identity.userId }),
+        ...(options.limits ? { limits: options.limits } : {}),
+        ...(options.keepaliveSeconds !== undefined ? { keepaliveSeconds: options.keepaliveSeconds } : {}),
+      });
+      // The first line decides the status: errors before it are proper HTTP errors.
+      first = await lines.next();
+    } catch (e) {
+      abort.abort();
+      await lines?.return(undefined);
+      return sendError(reply, e, logger);
+    }
+
+    const encoding = chooseEncoding(request.headers.accept);
+    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    reply.hijack();
+    const res: ServerResponse = reply.raw;
+    res.writeHead(200, {
+      'content-type': encoding === NDJSON ? `${NDJSON}; charset=utf-8` : encoding,
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
+    });
+    const zip = gzip ? zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH }) : undefined;
+    zip?.pipe(res);
+    const out: NodeJS.WritableStream = zip ?? res;
+    openStreams.add(abort);
+    try {
+      for (let next = first; !next.done; next = await lines.next()) {
+        await write(out, encodeLine(next.value, encoding));
+        if (abort.signal.aborted) break;
+      }
+    } catch (e) {
+      // Mid-stream: the status is sent; end the stream and let the client reconnect.
+      if (!abort.signal.aborted) logger.warn('sync stream failed', { error: toServiceError(e) });
+    } finally {
+      openStreams.delete(abort);
+      abort.abort();
+      await lines.return(undefined).catch(() => undefined);
+      if (zip) zip.end();
+      else res.end();
+    }
+  });
+
+  app.addHook('onClose', async () => {
+    for (const abort of openStreams) abort.abort();
+  });
+  return app;
+}

@@ -1,0 +1,61 @@
+/**
+ * The body of `POST /sync/stream` (docs: sync-protocol.md "Request body"), decoded with errors
+ * that name the bad field. Unknown fields are ignored: clients add fields over time.
+ */
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
+import { z } from 'zod';
+
+const opIdText = z
+  .union([z.string().regex(/^\d{1,20}$/, 'expected a base-10 op id'), z.number().int().nonnegative()])
+  .transform((v) => BigInt(v));
+
+const syncRequestSchema = z.object({
+  buckets: z.array(z.object({ name: z.string().min(1), after: opIdText })).default([]),
+  include_checksum: z.boolean().default(true),
+  raw_data: z.boolean().default(true),
+  binary_data: z.boolean().optional(),
+  client_id: z.string().max(200).optional(),
+  parameters: z
+    .record(z.unknown())
+    .nullish()
+    .transform((v) => v ?? {}),
+  app_metadata: z.record(z.unknown()).nullish(),
+  streams: z
+    .object({
+      include_defaults: z.boolean().default(true),
+      subscriptions: z
+        .array(
+          z.object({
+            stream: z.string().min(1),
+            parameters: z
+              .record(z.unknown())
+              .nullish()
+              .transform((v) => v ?? null),
+            override_priority: z
+              .number()
+              .int()
+              .min(0)
+              .max(3)
+              .nullish()
+              .transform((v) => v ?? null),
+          }),
+        )
+        .default([]),
+    })
+    .optional(),
+});
+
+export type SyncRequest = z.output<typeof syncRequestSchema>;
+
+/** Decodes a request body; throws ServiceError REQUEST_INVALID (HTTP 400) naming the field. */
+export function decodeSyncRequest(body: unknown): SyncRequest {
+  if (body === undefined || body === null || body === '') return syncRequestSchema.parse({});
+  const result = syncRequestSchema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+    .join('')
+    .replace(/^\./, '');
+  throw new ServiceError(ErrorCode.REQUEST_INVALID, `${field || 'body'}: ${issue.message}`);
+}
