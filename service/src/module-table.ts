@@ -2,6 +2,7 @@
  * The module table: the only place that knows every module. Adding a source or a storage is
  * one line here (architecture.md section 1).
  */
+import { createHash } from 'node:crypto';
 import { postgresModule } from '@bucketsync/module-postgres';
 import { postgresStorageModule } from '@bucketsync/module-postgres-storage';
 import type { BucketStorage, SourceModule } from '@bucketsync/service-core';
@@ -28,3 +29,23 @@ export const PLANNED_SOURCE_TYPES: Readonly<Record<string, string>> = {
   mongodb: 'MongoDB replication is not available yet',
   mssql: 'SQL Server replication is not available yet',
 };
+
+/**
+ * A short stable id of the storage a service writes to (host, port, database, schema; never
+ * credentials), used to keep stream resources such as replication slots of two BucketSync
+ * deployments on one source apart.
+ */
+export function storageIdentity(rawStorage: unknown): string {
+  const raw = (rawStorage ?? {}) as Record<string, unknown>;
+  let where = '';
+  try {
+    const url = new URL(String(raw.uri ?? ''));
+    where = `${url.hostname}:${url.port}${url.pathname}`;
+  } catch {
+    where = String(raw.uri ?? '');
+  }
+  return createHash('sha256')
+    .update(`${String(raw.type)}|${where}|${String(raw.schema ?? '')}`)
+    .digest('hex')
+    .slice(0, 8);
+}

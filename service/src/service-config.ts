@@ -5,10 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { SourceModule } from '@bucketsync/service-core';
+import { decodeAuthConfig, type AuthConfig, type SourceModule } from '@bucketsync/service-core';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { parseDocument, type ScalarTag } from 'yaml';
-import { PLANNED_SOURCE_TYPES, SOURCE_MODULES, STORAGE_MODULES, type StorageModule } from './module-table.js';
+import {
+  PLANNED_SOURCE_TYPES,
+  SOURCE_MODULES,
+  STORAGE_MODULES,
+  storageIdentity,
+  type StorageModule,
+} from './module-table.js';
 
 export interface SourceConnection {
   module: SourceModule<unknown>;
@@ -19,14 +25,31 @@ export interface ServiceConfig {
   /** Absolute path of the file the config was read from. */
   file: string;
   connections: SourceConnection[];
-  storage: { module: StorageModule; config: unknown };
+  storage: { module: StorageModule; config: unknown; identity: string };
   syncConfig: { content: string; source: string };
+  /** `client_auth`: how client tokens are verified; required to serve the API. */
+  clientAuth: AuthConfig | undefined;
+  /** HTTP port of the API (`port`, default 8080; 0 picks a free one). */
+  port: number;
+  /** Address the API listens on (`host`, default 0.0.0.0). */
+  host: string;
+  /** `api` section: `bson` (default true) offers the BSON stream; `tokens` are admin API tokens. */
+  api: { bson: boolean; tokens: string[] };
   /** Unused keys and other things worth a warning at start. */
   warnings: string[];
 }
 
 /** Top-level keys BucketSync reads. Anything else is kept, with a warning. */
-const KNOWN_KEYS = new Set(['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port']);
+const KNOWN_KEYS = new Set([
+  'replication',
+  'storage',
+  'sync_config',
+  'sync_rules',
+  'client_auth',
+  'api',
+  'port',
+  'host',
+]);
 
 function envTag(missing: string[]): ScalarTag {
   return {
@@ -48,7 +71,10 @@ function invalid(file: string, problems: string[]): ServiceError {
 }
 
 /** Reads and validates the config file; throws ServiceError naming every problem. */
-export function loadServiceConfig(file: string, options: { requireReplication?: boolean } = {}): ServiceConfig {
+export function loadServiceConfig(
+  file: string,
+  options: { requireReplication?: boolean; requireClientAuth?: boolean } = {},
+): ServiceConfig {
   const absolute = path.resolve(file);
   let text: string;
   try {
@@ -86,7 +112,7 @@ export function loadServiceConfig(file: string, options: { requireReplication?: 
       );
     } else {
       try {
-        storage = { module, config: module.decodeConfig(rawStorage) };
+        storage = { module, config: module.decodeConfig(rawStorage), identity: storageIdentity(rawStorage) };
       } catch (e) {
         problems.push(...detailLines(e));
       }
@@ -171,8 +197,51 @@ export function loadServiceConfig(file: string, options: { requireReplication?: 
     problems.push(`${syncKey}: set path (a file relative to this config) or content`);
   }
 
+  // client_auth, port, host (the API)
+  let clientAuth: AuthConfig | undefined;
+  if (raw.client_auth !== undefined) {
+    try {
+      clientAuth = decodeAuthConfig(raw.client_auth);
+    } catch (e) {
+      problems.push(...detailLines(e).map((l) => (l.startsWith('client_auth') ? l : `client_auth.${l}`)));
+    }
+  } else if (options.requireClientAuth) {
+    problems.push('client_auth: required to serve clients (jwks keys or jwks_uri, and audience)');
+  }
+  const port = raw.port ?? 8080;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    problems.push(`port: expected a port number 0-65535 (got ${JSON.stringify(port)})`);
+  }
+  const host = raw.host ?? '0.0.0.0';
+  if (typeof host !== 'string')
+    problems.push(`host: expected an address such as 0.0.0.0 (got ${JSON.stringify(host)})`);
+
+  const rawApi = raw.api ?? {};
+  const api = { bson: true, tokens: [] as string[] };
+  if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, tokens)');
+  else {
+    if (rawApi.bson !== undefined && typeof rawApi.bson !== 'boolean')
+      problems.push('api.bson: expected true or false');
+    else if (rawApi.bson === false) api.bson = false;
+    if (rawApi.tokens !== undefined) {
+      if (!Array.isArray(rawApi.tokens) || rawApi.tokens.some((t) => typeof t !== 'string' || t.length < 16)) {
+        problems.push('api.tokens: expected a list of tokens of at least 16 characters');
+      } else api.tokens = rawApi.tokens as string[];
+    }
+  }
+
   if (problems.length > 0 || !storage || !syncConfig) throw invalid(absolute, problems);
-  return { file: absolute, connections, storage, syncConfig, warnings };
+  return {
+    api,
+    file: absolute,
+    connections,
+    storage,
+    syncConfig,
+    clientAuth,
+    port: port as number,
+    host: host as string,
+    warnings,
+  };
 }
 
 /** The per-field lines of a module's CONFIG_INVALID error (or its message). */

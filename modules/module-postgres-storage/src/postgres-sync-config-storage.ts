@@ -131,6 +131,34 @@ export function toStoredTable(raw: RawTableRow): StoredTable {
 }
 
 const OP_KINDS: Record<number, OpKind> = { 1: 'PUT', 2: 'REMOVE', 3: 'MOVE', 4: 'CLEAR' };
+
+/** An op row `[op_id text, op, row_table, row_id, subkey, checksum, data, inside]` as an entry. */
+function toOplogEntry(r: unknown[]): OplogEntry {
+  const opId = BigInt(r[0] as string);
+  const kind = r[1] as number;
+  if (kind === 1) {
+    return {
+      opId,
+      op: 'PUT',
+      objectType: r[2] as string,
+      objectId: r[3] as string,
+      subkey: r[4] as string,
+      checksum: r[5] as number,
+      data: r[6] as string,
+    };
+  }
+  if (kind === 2) {
+    return {
+      opId,
+      op: 'REMOVE',
+      objectType: r[2] as string,
+      objectId: r[3] as string,
+      subkey: r[4] as string,
+      checksum: r[5] as number,
+    };
+  }
+  return { opId, op: OP_KINDS[kind]!, checksum: r[5] as number };
+}
 const MAX_CACHED_CHECKSUMS = 100_000;
 
 interface CachedChecksum {
@@ -398,53 +426,51 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
 
   async *getBucketData(request: BucketDataRequest, signal?: AbortSignal): AsyncIterable<BucketDataChunk> {
     const chunkOps = request.chunkOps ?? 10_000;
-    const chunkBytes = request.chunkBytes ?? 1024 * 1024;
+    const chunkBytes = Math.max(1, request.chunkBytes ?? 1024 * 1024);
     const config = await this.readConfig();
     const invalidated = config.compactedThrough > request.checkpoint;
+    // One chunk per query: ops while the bytes before them stay under the limit, plus one
+    // sentinel row (data left out) that says whether more follow, so nothing is counted or
+    // sent past the chunk. The sum is a running window over the index order (no sort).
     const sql = `
-      SELECT op_id, op, row_table, row_id, subkey, checksum, data, total FROM (
-        SELECT s.*, sum(s.size) OVER (ORDER BY s.op_id ROWS UNBOUNDED PRECEDING) - s.size AS before_bytes, count(*) OVER () AS total
-          FROM (SELECT op_id, op, row_table, row_id, subkey, checksum, data, coalesce(octet_length(data), 0) + 48 AS size
-                  FROM ${this.ctx.schema}.ops
-                 WHERE config_id = $1 AND bucket = $2 AND op_id > $3 AND op_id <= $4
-                 ORDER BY op_id LIMIT $5) s
-      ) t WHERE before_bytes < $6 ORDER BY op_id`;
+      SELECT t.op_id::text AS id, op, row_table, row_id, subkey, checksum,
+             CASE WHEN before_bytes < $6 THEN data END AS data, before_bytes < $6 AS inside
+        FROM (SELECT o.*, coalesce(sum(o.size) OVER w - o.size, 0) AS before_bytes,
+                     coalesce(sum(o.size) OVER w - o.size - lag(o.size, 1, 0::int8) OVER w, 0) AS before_previous
+                FROM (SELECT op_id, op, row_table, row_id, subkey, checksum, data, coalesce(octet_length(data), 0)::int8 + 48 AS size
+                        FROM ${this.ctx.schema}.ops
+                       WHERE config_id = $1 AND bucket = $2 AND op_id > $3 AND op_id <= $4
+                       ORDER BY op_id LIMIT $5) o
+              WINDOW w AS (ORDER BY o.op_id ROWS UNBOUNDED PRECEDING)) t
+       WHERE before_previous < $6 ORDER BY t.op_id`;
+    const fetch = (bucket: string, after: OpId) =>
+      this.queryArray(sql, [
+        this.configId,
+        bucket,
+        after.toString(),
+        request.checkpoint.toString(),
+        chunkOps + 1,
+        chunkBytes,
+      ]);
     for (const { bucket, after } of request.buckets) {
       let cursor = after;
-      while (true) {
+      let next: Promise<pg.QueryArrayResult<unknown[]>> | undefined = fetch(bucket, cursor);
+      while (next) {
         signal?.throwIfAborted();
-        const result = await this.queryArray(sql, [
-          this.configId,
-          bucket,
-          cursor.toString(),
-          request.checkpoint.toString(),
-          chunkOps + 1,
-          chunkBytes,
-        ]);
-        const rows = result.rows;
-        const total = rows.length > 0 ? Number(rows[0]![7]) : 0;
-        const take = Math.min(rows.length, chunkOps);
+        const rows = (await next).rows;
+        next = undefined;
+        let take = 0;
+        while (take < rows.length && take < chunkOps && rows[take]![7] === true) take++;
+        const hasMore = rows.length > take;
         const ops: OplogEntry[] = new Array(take);
-        for (let i = 0; i < take; i++) {
-          const r = rows[i]!;
-          const op = OP_KINDS[r[1] as number]!;
-          ops[i] =
-            op === 'PUT' || op === 'REMOVE'
-              ? {
-                  opId: BigInt(r[0] as string),
-                  op,
-                  objectType: r[2] as string,
-                  objectId: r[3] as string,
-                  subkey: r[4] as string,
-                  checksum: r[5] as number,
-                  ...(op === 'PUT' ? { data: r[6] as string } : {}),
-                }
-              : { opId: BigInt(r[0] as string), op, checksum: r[5] as number };
-        }
+        for (let i = 0; i < take; i++) ops[i] = toOplogEntry(rows[i]!);
         const nextAfter = take > 0 ? ops[take - 1]!.opId : cursor;
-        const hasMore = total > take;
+        if (hasMore) {
+          // Prefetch: the next chunk is read while the caller handles this one.
+          next = fetch(bucket, nextAfter);
+          next.catch(() => undefined);
+        }
         yield { bucket, after: cursor, nextAfter, hasMore, ops, checkpointInvalidated: invalidated };
-        if (!hasMore) break;
         cursor = nextAfter;
       }
     }

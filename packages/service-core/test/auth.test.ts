@@ -33,14 +33,22 @@ interface SigningKey {
   publicJwk: JWK;
 }
 
-async function asymmetricKey(kid: string, alg: 'RS256' | 'ES256' | 'EdDSA'): Promise<SigningKey & { publicKey: CryptoKey }> {
+async function asymmetricKey(
+  kid: string,
+  alg: 'RS256' | 'ES256' | 'EdDSA',
+): Promise<SigningKey & { publicKey: CryptoKey }> {
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
   return { kid, alg, privateKey, publicKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg } };
 }
 
 async function hmacKey(kid: string): Promise<SigningKey> {
   const secret = (await exportJWK(await generateSecret('HS256', { extractable: true }))).k!;
-  return { kid, alg: 'HS256', privateKey: base64url.decode(secret), publicJwk: { kty: 'oct', alg: 'HS256', kid, k: secret } };
+  return {
+    kid,
+    alg: 'HS256',
+    privateKey: base64url.decode(secret),
+    publicJwk: { kty: 'oct', alg: 'HS256', kid, k: secret },
+  };
 }
 
 interface SignOptions {
@@ -53,11 +61,15 @@ interface SignOptions {
 
 async function sign(key: SigningKey, options: SignOptions = {}): Promise<string> {
   const iat = options.iat ?? nowSeconds();
-  const claims: Record<string, unknown> = { sub: 'user-1', aud: AUD, iat, exp: options.exp ?? iat + 600, ...options.claims };
+  const claims: Record<string, unknown> = {
+    sub: 'user-1',
+    aud: AUD,
+    iat,
+    exp: options.exp ?? iat + 600,
+    ...options.claims,
+  };
   for (const name of options.omit ?? []) delete claims[name];
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, ...options.header })
-    .sign(key.privateKey);
+  return new SignJWT(claims).setProtectedHeader({ alg: key.alg, kid: key.kid, ...options.header }).sign(key.privateKey);
 }
 
 function config(raw: Record<string, unknown>): AuthConfig {
@@ -115,7 +127,12 @@ describe('client_auth config codec', () => {
     const error = (() => {
       try {
         decodeAuthConfig({
-          jwks: { keys: [{ kty: 'oct', kid: 'dev', k: 'not base64!' }, { kty: 'RSA', n: 'abc', e: 'AQAB', d: 'secret' }] },
+          jwks: {
+            keys: [
+              { kty: 'oct', kid: 'dev', k: 'not base64!' },
+              { kty: 'RSA', n: 'abc', e: 'AQAB', d: 'secret' },
+            ],
+          },
           jwks_uri: ['ftp://nope'],
           max_lifetime_seconds: -5,
         });
@@ -179,6 +196,9 @@ describe('TokenVerifier: header', () => {
     expect(bare.code).toBe('PSYNC_S2101');
     expect(bare.message).not.toContain(token.slice(0, 20));
     expect((await rejection(v.verify('Token'))).message).toContain('has the Token scheme but no token');
+    const split = await rejection(v.verify(`Token ${token.slice(0, 30)} ${token.slice(30)}`));
+    expect(split.code).toBe('PSYNC_S2101');
+    expect(split.message).toContain('has 3 space-separated parts; send "Token <jwt>"');
   });
 
   it('accepts both the Token and the Bearer scheme, case-insensitively', async () => {
@@ -215,7 +235,9 @@ describe('TokenVerifier: signature and keys', () => {
   it('rejects a tampered payload with PSYNC_S2102', async () => {
     const v = verifier([rs.publicJwk]);
     const [header, , signature] = (await sign(rs)).split('.');
-    const forged = base64url.encode(JSON.stringify({ sub: 'admin', aud: AUD, iat: nowSeconds(), exp: nowSeconds() + 60 }));
+    const forged = base64url.encode(
+      JSON.stringify({ sub: 'admin', aud: AUD, iat: nowSeconds(), exp: nowSeconds() + 60 }),
+    );
     expect((await rejection(v.verify(`Token ${header}.${forged}.${signature}`))).code).toBe('PSYNC_S2102');
   });
 
@@ -250,7 +272,12 @@ describe('TokenVerifier: signature and keys', () => {
       [[rsaNoAlg], pem],
       [[rs.publicJwk, hs.publicJwk], jwkBytes],
     ] as const) {
-      const forged: SigningKey = { kid: 'rsa1', alg: 'HS256', privateKey: new TextEncoder().encode(secret), publicJwk: {} };
+      const forged: SigningKey = {
+        kid: 'rsa1',
+        alg: 'HS256',
+        privateKey: new TextEncoder().encode(secret),
+        publicJwk: {},
+      };
       const v = verifier([...keys]);
       for (const header of [{ kid: 'rsa1' }, keys.length === 1 ? { kid: undefined } : { kid: 'rsa1' }]) {
         const error = await rejection(v.verify(`Token ${await sign(forged, { header })}`));
@@ -273,10 +300,7 @@ describe('TokenVerifier: signature and keys', () => {
 
   it('never accepts alg "none"', async () => {
     const v = verifier([hs.publicJwk]);
-    const unsigned = new UnsecuredJWT({ sub: 'admin', aud: AUD })
-      .setIssuedAt()
-      .setExpirationTime('10m')
-      .encode();
+    const unsigned = new UnsecuredJWT({ sub: 'admin', aud: AUD }).setIssuedAt().setExpirationTime('10m').encode();
     for (const token of [unsigned, unsigned.replace(/^[^.]+/, base64url.encode('{"alg":"NONE","kid":"dev"}'))]) {
       const error = await rejection(v.verify(`Token ${token}`));
       expect(error.code).toBe('PSYNC_S2102');
@@ -464,7 +488,9 @@ describe('TokenVerifier: JWKS URL', () => {
 
     // A flood of made-up kids within the interval fetches nothing more.
     const bogus = await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => rejection(v.verify(`Token ${await sign(es, { header: { kid: `k${i}` } })}`))),
+      Array.from({ length: 20 }, async (_, i) =>
+        rejection(v.verify(`Token ${await sign(es, { header: { kid: `k${i}` } })}`)),
+      ),
     );
     expect(bogus.every((e) => e.code === 'PSYNC_S2104')).toBe(true);
     expect(bogus[0]!.message).toContain('unknown key id "k0"; known: rsa1, ec1');
@@ -562,8 +588,8 @@ describe('signDevToken', () => {
       issuedAt: nowSeconds() - 120,
     });
     expect((await rejection(v.verify(`Token ${expired}`))).code).toBe('PSYNC_S2103');
-    await expect(
-      signDevToken({ key: rs.publicJwk, sub: 'a', audience: AUD, expiresInSeconds: 60 }),
-    ).rejects.toThrow(/HS256 oct key.*got kty "RSA"/);
+    await expect(signDevToken({ key: rs.publicJwk, sub: 'a', audience: AUD, expiresInSeconds: 60 })).rejects.toThrow(
+      /HS256 oct key.*got kty "RSA"/,
+    );
   });
 });

@@ -1,19 +1,35 @@
 /**
  * `bucketsync start -c FILE [-r unified|sync|api]`: opens storage (migrating it), deploys the
- * sync config, and replicates (roles `sync` and `unified`). Prints what it connected to and
- * what it is doing; on SIGTERM / SIGINT it stops replication (finishing the in-flight flush,
- * releasing the replication lock) and closes storage.
+ * sync config, replicates (roles `sync`, `unified`) and serves clients (roles `api`,
+ * `unified`). Prints what it connected to and what it is doing; on SIGTERM / SIGINT it
+ * closes client streams, stops replication (finishing the in-flight flush, releasing the
+ * replication lock) and closes storage.
  */
 import { hostname } from 'node:os';
-import { createLogger } from '@bucketsync/lib-services';
-import { ReplicationEngine } from '@bucketsync/service-core';
+import { createLogger, type Logger } from '@bucketsync/lib-services';
+import { createSyncServer, ReplicationEngine, TokenVerifier } from '@bucketsync/service-core';
 import { ServiceError } from '@bucketsync/service-errors';
-import { parseSyncConfig } from '@bucketsync/sync-rules';
-import { loadServiceConfig } from '../service-config.js';
+import { parseSyncConfig, type SyncConfig } from '@bucketsync/sync-rules';
+import { loadServiceConfig, type ServiceConfig } from '../service-config.js';
 import { UsageError } from './command-arguments.js';
-import { parseConfigArguments } from './config-arguments.js';
+import { parseConfigArguments, type ServiceRole } from './config-arguments.js';
 
 const USAGE = 'Usage: bucketsync start -c <config file> [-r unified|sync|api]\n';
+
+/** Compiled sync configs by text: compiling is done once per deployed config, not per connection. */
+function syncConfigCompiler(): (content: string) => SyncConfig {
+  const cache = new Map<string, SyncConfig>();
+  return (content) => {
+    let compiled = cache.get(content);
+    if (!compiled) {
+      const result = parseSyncConfig(content);
+      if (!result.config) throw new Error('a deployed sync config no longer compiles');
+      compiled = result.config;
+      cache.set(content, compiled);
+    }
+    return compiled;
+  };
+}
 
 export async function startCommand(args: string[]): Promise<number> {
   let parsed;
@@ -28,7 +44,7 @@ export async function startCommand(args: string[]): Promise<number> {
   }
   const logger = createLogger().child({ role: parsed.role });
   try {
-    const config = loadServiceConfig(parsed.configFile, { requireReplication: parsed.role !== 'api' });
+    const config = loadServiceConfig(parsed.configFile, { requireClientAuth: parsed.role !== 'sync' });
     for (const warning of config.warnings) logger.warn(`config: ${warning}`);
     const compiled = parseSyncConfig(config.syncConfig.content);
     for (const d of compiled.diagnostics) {
@@ -42,58 +58,88 @@ export async function startCommand(args: string[]): Promise<number> {
       );
       return 1;
     }
+    return await run(config, parsed.role, logger);
+  } catch (e) {
+    logger.error(e instanceof ServiceError ? e.message : `could not start: ${(e as Error).message}`, { error: e });
+    return 1;
+  }
+}
 
-    const storage = await config.storage.module.open(config.storage.config);
-    logger.info('bucket storage ready', { type: config.storage.module.type });
-    const abort = new AbortController();
-    let signals = 0;
-    const onSignal = (signal: string) => {
-      signals++;
-      if (signals > 1) {
-        logger.warn('second signal: exiting without waiting');
-        process.exit(130);
-      }
-      logger.info(`${signal} received: stopping (press Ctrl-C again to exit at once)`);
-      abort.abort();
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
+async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Promise<number> {
+  const storage = await config.storage.module.open(config.storage.config);
+  logger.info('bucket storage ready', { type: config.storage.module.type });
+  const abort = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) {
+      logger.warn('second signal: exiting without waiting');
+      process.exit(130);
+    }
+    logger.info(`${signal} received: stopping (send it again to exit at once)`);
+    abort.abort();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  const stopped = new Promise<void>((resolve) =>
+    abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
+  const compile = syncConfigCompiler();
+  const connection = config.connections[0]!;
 
-    try {
-      const previouslyActive = await storage.getActiveSyncConfig();
-      const deployed = await storage.deploySyncConfig(config.syncConfig.content);
-      const what = !deployed.changed
-        ? 'sync config unchanged'
-        : previouslyActive
-          ? 'deployed a new sync config; it replicates beside the active one, which serves clients until the new one is consistent'
-          : 'deployed the sync config';
-      logger.info(what, { configId: deployed.config.configId, source: config.syncConfig.source });
-      if (parsed.role === 'api') {
-        logger.warn('the api role serves clients once the HTTP sync API is available; nothing to do yet');
-        await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }));
-        return 0;
-      }
-      const connection = config.connections[0]!;
+  try {
+    const previouslyActive = await storage.getActiveSyncConfig();
+    const deployed = await storage.deploySyncConfig(config.syncConfig.content);
+    const what = !deployed.changed
+      ? 'sync config unchanged'
+      : previouslyActive
+        ? 'deployed a new sync config; it replicates beside the active one, which serves clients until the new one is consistent'
+        : 'deployed the sync config';
+    logger.info(what, { configId: deployed.config.configId, source: config.syncConfig.source });
+
+    const tasks: Promise<unknown>[] = [];
+    if (role !== 'api') {
       logger.info('replicating', { source: connection.module.type });
       const engine = new ReplicationEngine({
         storage,
         source: connection,
         describeSyncConfig: (content) => {
-          const result = parseSyncConfig(content);
-          if (!result.config) throw new Error('a deployed sync config no longer compiles');
-          return { patterns: result.config.sourceTables, edition: result.config.edition };
+          const rules = compile(content);
+          return { patterns: rules.sourceTables, edition: rules.edition };
         },
         logger,
         holder: `${hostname()}:${process.pid}`,
+        replicationIdPrefix: config.storage.identity,
       });
-      await engine.run(abort.signal);
-      logger.info('stopped');
-      return 0;
-    } finally {
-      await storage.close();
+      tasks.push(engine.run(abort.signal));
     }
-  } catch (e) {
-    logger.error(e instanceof ServiceError ? e.message : `could not start: ${(e as Error).message}`, { error: e });
-    return 1;
+    if (role !== 'sync') {
+      const sourceApi = connection.module.createSourceApi({
+        config: connection.config,
+        replicationId: 'api',
+        edition: 1,
+      });
+      const server = await createSyncServer({
+        storage,
+        authenticator: new TokenVerifier(config.clientAuth!, { logger: logger.child({ component: 'auth' }) }),
+        sourceApi,
+        compile,
+        logger: logger.child({ component: 'api' }),
+        allowBson: config.api.bson,
+      });
+      const address = await server.listen({ port: config.port, host: config.host });
+      logger.info(`serving clients on ${address}`, { port: (server.server.address() as { port: number }).port });
+      tasks.push(
+        stopped.then(async () => {
+          await server.close();
+          await sourceApi.close();
+        }),
+      );
+    }
+    await Promise.all(tasks);
+    logger.info('stopped');
+    return 0;
+  } finally {
+    abort.abort();
+    await storage.close();
   }
 }

@@ -35,7 +35,9 @@ CREATE TABLE ${schema}.source_tables (
   snapshot_done boolean NOT NULL DEFAULT false,
   snapshot_boundary text,
   snapshot_progress jsonb,
-  dropped boolean NOT NULL DEFAULT false
+  dropped boolean NOT NULL DEFAULT false,
+  -- Bumped by every flush that writes current_data rows of the table (postgres-key-tracker.ts).
+  rows_version int8 NOT NULL DEFAULT 0
 );
 CREATE INDEX source_tables_by_name ON ${schema}.source_tables (config_id, schema_name, table_name);
 

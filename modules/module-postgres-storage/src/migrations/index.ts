@@ -11,8 +11,9 @@ import { initialSchema } from './001-initial-schema.js';
  * Persisted storage format version (the highest migration).
  *
  * Changelog:
- * - 1: initial schema (sync configs, source tables, ops, current rows with tombstones,
- *   parameter index, custom and managed write checkpoints).
+ * - 1: initial schema (sync configs, source tables with `rows_version` for the write batch's
+ *   key tracking, ops, current rows with tombstones, parameter index, custom and managed
+ *   write checkpoints).
  */
 export const STORAGE_VERSION = 1;
 

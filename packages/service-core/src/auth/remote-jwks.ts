@@ -37,6 +37,7 @@ export function redactUrl(uri: string): string {
   }
 }
 
+/** One JWKS URL's keys, owned by the TokenVerifier; see the file summary for the fetch rules. */
 export class RemoteJwks {
   readonly uri: string;
   private readonly displayUri: string;

@@ -318,12 +318,10 @@ export function parseAuthorizationHeader(header: string | undefined): string {
   if (value === '') {
     throw new ServiceError(ErrorCode.AUTH_MISSING, 'no Authorization header');
   }
-  const match = /^(\S+)(?:\s+(\S*))?\s*$/.exec(value);
-  const scheme = match?.[1] ?? '';
-  const token = match?.[2] ?? '';
+  const [scheme = '', token = '', ...rest] = value.split(/\s+/);
   if (!/^(token|bearer)$/i.test(scheme)) {
-    // Never echo a bare token that was sent without a scheme.
-    const shown = match?.[2] !== undefined && scheme.length <= 20 ? `scheme ${quote(scheme)}` : 'value';
+    // A value without a scheme is most likely a bare token: never echo it.
+    const shown = token !== '' && scheme.length <= 20 ? `scheme ${quote(scheme)}` : 'value';
     throw new ServiceError(
       ErrorCode.AUTH_MISSING,
       `the Authorization header ${shown} is not supported; send "Token <jwt>" or "Bearer <jwt>"`,
@@ -331,6 +329,12 @@ export function parseAuthorizationHeader(header: string | undefined): string {
   }
   if (token === '') {
     throw new ServiceError(ErrorCode.AUTH_MISSING, `the Authorization header has the ${scheme} scheme but no token`);
+  }
+  if (rest.length > 0) {
+    throw new ServiceError(
+      ErrorCode.AUTH_MISSING,
+      `the Authorization header has ${rest.length + 2} space-separated parts; send "${scheme} <jwt>"`,
+    );
   }
   return token;
 }

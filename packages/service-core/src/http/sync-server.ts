@@ -36,6 +36,8 @@ export interface SyncServerOptions {
   keepaliveSeconds?: number;
   /** Request body limit in bytes. Default 1 MiB. */
   bodyLimit?: number;
+  /** Offer the BSON stream to clients that accept it. Default true; false forces NDJSON. */
+  allowBson?: boolean;
 }
 
 function toServiceError(error: unknown): ServiceError {
@@ -102,7 +104,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     const abort = new AbortController();
     let lines: AsyncGenerator<SyncLine> | undefined;
     let first: IteratorResult<SyncLine> | undefined;
-    request.raw.on('close', () => abort.abort());
+    // The response's close means the client went away (the request's close only means its body was read).
+    reply.raw.on('close', () => abort.abort());
     try {
       const identity = await authenticator.verify(request.headers.authorization);
       const body = decodeSyncRequest(request.body);
@@ -124,7 +127,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
       return sendError(reply, e, logger);
     }
 
-    const encoding = chooseEncoding(request.headers.accept);
+    const encoding = options.allowBson === false ? NDJSON : chooseEncoding(request.headers.accept);
     const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
     reply.hijack();
     const res: ServerResponse = reply.raw;

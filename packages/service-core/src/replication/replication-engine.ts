@@ -20,6 +20,12 @@ export interface ReplicationEngineOptions<Config> {
   logger: Logger;
   /** Identifies this process in replication locks. */
   holder: string;
+  /**
+   * Distinguishes this bucket storage from others replicating the same source, so their
+   * stream resources (Postgres slots) never collide. Stable for a storage: changing it
+   * orphans the old resources. Default '' (one BucketSync per source).
+   */
+  replicationIdPrefix?: string;
   /** How often config states are re-read and locks retried. Default 2 s. */
   pollIntervalMs?: number;
   /** Wait after a permanent failure before trying again (the user may have fixed it). Default 30 s. */
@@ -36,6 +42,8 @@ interface Job {
 export class ReplicationEngine<Config> {
   private readonly jobs = new Map<number, Job>();
   private readonly lockWaitLogged = new Set<number>();
+  /** Configs whose source history is gone: they keep serving but are not replicated again. */
+  private readonly historyLost = new Set<number>();
 
   constructor(private readonly options: ReplicationEngineOptions<Config>) {}
 
@@ -57,7 +65,9 @@ export class ReplicationEngine<Config> {
           await this.retire(configId);
         }
         for (const config of wanted) {
-          if (!this.jobs.has(config.configId)) await this.startJob(config, signal);
+          if (!this.jobs.has(config.configId) && !this.historyLost.has(config.configId)) {
+            await this.startJob(config, signal);
+          }
         }
         await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
       }
@@ -70,7 +80,8 @@ export class ReplicationEngine<Config> {
 
   private context(configId: number, content: string) {
     const { edition } = this.options.describeSyncConfig(content);
-    return { config: this.options.source.config, replicationId: `c${configId}`, edition };
+    const prefix = this.options.replicationIdPrefix ? `${this.options.replicationIdPrefix}_` : '';
+    return { config: this.options.source.config, replicationId: `${prefix}c${configId}`, edition };
   }
 
   private async startJob(config: SyncConfigStorage, signal: AbortSignal): Promise<void> {
@@ -120,6 +131,7 @@ export class ReplicationEngine<Config> {
         log.warn('the source lost the history replication needs; starting a fresh copy while clients keep syncing', {
           error: e,
         });
+        this.historyLost.add(config.configId);
         await storage.restartReplication(config.configId);
       } else {
         log.error('replication of this sync config stopped; retrying later', {

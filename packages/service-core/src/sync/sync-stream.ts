@@ -63,8 +63,12 @@ class Wakeups {
   async next(signal: AbortSignal): Promise<void> {
     if (this.checkpoint || this.keepalive || signal.aborted) return;
     await new Promise<void>((resolve) => {
-      this.waiter = resolve;
-      signal.addEventListener('abort', () => resolve(), { once: true });
+      const onAbort = () => resolve();
+      this.waiter = () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 }
@@ -112,6 +116,11 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
     if (!watchAbort.signal.aborted) logger.warn('checkpoint watch ended', { error: e });
   });
   const keepaliveTimer = setInterval(() => wake.wake('keepalive'), keepaliveMs);
+  // End promptly when the token expires, not at the next keepalive.
+  const expiryTimer = setTimeout(
+    () => wake.wake('keepalive'),
+    Math.min(2 ** 31 - 1, Math.max(0, identity.expiresAt * 1000 - Date.now()) + 50),
+  );
   wake.wake('checkpoint');
 
   // What the client holds: op id per bucket (from the request, then from what we sent).
@@ -248,6 +257,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
     }
   } finally {
     clearInterval(keepaliveTimer);
+    clearTimeout(expiryTimer);
     signal.removeEventListener('abort', stopWatch);
     watchAbort.abort();
     await watcher;
