@@ -128,11 +128,7 @@ async function test(extraArgs) {
 async function demo(extraArgs) {
   await install();
   await build();
-  const demoEntry = path.join(root, 'service/dist/demo.js');
-  if (existsSync(demoEntry)) {
-    process.exit(await run(process.execPath, [demoEntry, ...extraArgs]));
-  }
-  process.exit(await run(process.execPath, [path.join(root, 'scripts/dev-databases/dist/cli.js'), ...extraArgs]));
+  process.exit(await run(process.execPath, [path.join(root, 'scripts/demo/dist/demo.js'), ...extraArgs]));
 }
 
 async function bench(extraArgs) {

@@ -261,7 +261,8 @@ for (const encoding of ['BSON', 'NDJSON'] as const) {
         const order: string[] = [];
         const dispose = db.registerListener({
           statusChanged: (status) => {
-            if (status.statusForPriority(0).hasSynced && !order.includes('p0')) order.push('p0');
+            // statusForPriority is typed as possibly undefined by the SDK.
+            if (status.statusForPriority(0)?.hasSynced && !order.includes('p0')) order.push('p0');
             if (status.hasSynced && !order.includes('all')) order.push('all');
           },
         });

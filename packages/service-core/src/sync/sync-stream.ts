@@ -176,7 +176,14 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       const lastOpId = checkpoint.opId.toString();
       const wc = writeCheckpoint !== undefined ? { write_checkpoint: writeCheckpoint } : {};
       if (!sentBuckets) {
-        const streams: WireStreamStatus[] = resolution.streams.map((s) => ({
+        // Known streams, plus any unknown stream a subscription named (reported with its error).
+        const names = [
+          ...resolution.streams,
+          ...resolved.streamErrors
+            .filter((e) => !resolution.streams.some((s) => s.name === e.stream))
+            .map((e) => ({ name: e.stream, isDefault: false })),
+        ].filter((s, i, all) => all.findIndex((o) => o.name === s.name) === i);
+        const streams: WireStreamStatus[] = names.map((s) => ({
           name: s.name,
           is_default: s.isDefault,
           errors: resolved.streamErrors
