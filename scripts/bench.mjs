@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm run bench [-- <filter>]`: runs the `bench` script of every workspace package (or only
-// those whose name or bench command contains <filter>, e.g. `storage`, `sync-rules`,
-// `replication`), one after the other, and
+// `npm run bench [-- <scenario>]`: runs the `bench` script of every workspace package, or only
+// the scenario named (`sync-rules`, `storage`, `replication`, `sync`: a bench script
+// `bench/<scenario>-bench.mjs`, or a package folder ending in the name), one after the other, and
 // writes their figures to bench/results/latest.json. A package reports figures by writing a
 // JSON object to the file named by BENCH_RESULTS_FILE; its console output is shown as is.
 // Figures only: a slow run never fails; a crashing bench is reported and the next one runs.
@@ -41,15 +41,17 @@ function run(command, args, options) {
   });
 }
 
+/** The scenario name of a bench script: `node bench/<scenario>-bench.mjs` -> `<scenario>`. */
+function benchScenario(command) {
+  return /([\w-]+)-bench\.m?js/.exec(command)?.[1];
+}
+
 const benches = workspaceFolders()
   .map((folder) => ({ folder, pkg: JSON.parse(readFileSync(path.join(folder, 'package.json'), 'utf8')) }))
   .filter(({ pkg }) => typeof pkg.scripts?.bench === 'string')
   .filter(
     ({ folder, pkg }) =>
-      !filter ||
-      pkg.name.includes(filter) ||
-      path.basename(folder).includes(filter) ||
-      pkg.scripts.bench.includes(filter),
+      !filter || benchScenario(pkg.scripts.bench) === filter || path.basename(folder).endsWith(filter),
   );
 
 if (benches.length === 0) {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { bucketsCommand } from './commands/buckets-command.js';
+import { compactCommand } from './commands/compact-command.js';
 import { evalRowCommand } from './commands/eval-row-command.js';
 import { migrateCommand } from './commands/migrate-command.js';
 import { startCommand } from './commands/start-command.js';
@@ -35,6 +36,10 @@ const commands: Record<string, Command> = {
   migrate: {
     summary: 'create or upgrade the bucket storage schema: -c <config file>',
     run: migrateCommand,
+  },
+  compact: {
+    summary: 'compact bucket storage (checksums unchanged): -c <config file>',
+    run: compactCommand,
   },
   validate: {
     summary: 'check a sync config offline: prints file:line:col severity message',
