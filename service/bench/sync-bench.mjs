@@ -16,24 +16,28 @@ import { PostgresStorage } from '@bucketsync/module-postgres-storage';
 import {
   createSyncServer,
   decodeAuthConfig,
+  decodeSyncRequest,
+  encodeLine,
   ReplicationCoordinator,
   signDevToken,
+  syncStream,
   TokenVerifier,
 } from '@bucketsync/service-core';
 import { parseSyncConfig } from '@bucketsync/sync-rules';
 import pg from 'pg';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1_000_000);
+// The global bucket is a stream (`all_items`), subscribed only by the download scenario, so
+// the 1,000-bucket connections get exactly their parameter buckets.
 const SYNC_CONFIG = `
 bucket_definitions:
-  global:
-    parameters: SELECT request.parameters() ->> 'g' AS g
-    data:
-      - SELECT id, user_id, title, body, n FROM items WHERE bucket.g = 'all'
   user_lists:
     parameters: SELECT value AS user_id FROM json_each(request.parameters() ->> 'users')
     data:
       - SELECT id, user_id, title, body, n FROM items WHERE user_id = bucket.user_id
+streams:
+  all_items:
+    query: SELECT id, user_id, title, body, n FROM items
 `;
 const results = {
   workload: { rows: ROWS, syncConfig: SYNC_CONFIG.trim() },
@@ -101,6 +105,33 @@ const server = await createSyncServer({
 const address = await server.listen({ port: 0, host: '127.0.0.1' });
 const token = await signDevToken({ key, sub: 'bench', audience: 'bucketsync', expiresInSeconds: 3600 });
 
+// (0) The engine alone, in process: storage reads + line building + encoding, no HTTP.
+for (const encoding of ['application/x-ndjson', 'application/vnd.powersync.bson-stream']) {
+  const started = Date.now();
+  const linesAbort = new AbortController();
+  let ops = 0;
+  for await (const line of syncStream({
+    storage,
+    identity: { userId: 'bench', claims: { sub: 'bench' }, expiresAt: Date.now() / 1000 + 3600 },
+    request: decodeSyncRequest({ streams: { subscriptions: [{ stream: 'all_items', parameters: null }] } }),
+    signal: linesAbort.signal,
+    compile: (content) => parseSyncConfig(content).config,
+    logger,
+  })) {
+    encodeLine(line, encoding);
+    if ('data' in line) ops += line.data.data.length;
+    if ('checkpoint_complete' in line) break;
+  }
+  linesAbort.abort();
+  const seconds = (Date.now() - started) / 1000;
+  results[`engine_${encoding.includes('bson') ? 'bson' : 'ndjson'}`] = {
+    ops,
+    seconds,
+    opsPerSecond: Math.round(ops / seconds),
+  };
+  console.log('engine', encoding, results[`engine_${encoding.includes('bson') ? 'bson' : 'ndjson'}`]);
+}
+
 // (1) Download: the reader runs in its own process and parses every line, as a client would.
 const READER = `
 const { deserialize } = require(process.env.BSON_PATH);
@@ -108,9 +139,9 @@ const { deserialize } = require(process.env.BSON_PATH);
   const started = Date.now();
   const response = await fetch(process.env.URL + '/sync/stream', { method: 'POST',
     headers: { authorization: 'Token ' + process.env.TOKEN, 'content-type': 'application/json', accept: process.env.ACCEPT },
-    body: JSON.stringify({ parameters: { g: 'all' } }) });
+    body: JSON.stringify({ streams: { subscriptions: [{ stream: 'all_items', parameters: null }] } }) });
   const reader = response.body.getReader();
-  let ops = 0, bytes = 0, buffer = Buffer.alloc(0), text = '';
+  let ops = 0, bytes = 0, buffer = Buffer.alloc(0), pending = [];
   const bson = process.env.ACCEPT.includes('bson');
   const handle = (line) => { if (line.data) ops += line.data.data.length; return line.checkpoint_complete !== undefined; };
   for (;;) {
@@ -119,16 +150,22 @@ const { deserialize } = require(process.env.BSON_PATH);
     bytes += value.length;
     let finished = false;
     if (bson) {
-      buffer = Buffer.concat([buffer, value]);
+      buffer = buffer.length ? Buffer.concat([buffer, value]) : Buffer.from(value);
       while (buffer.length >= 4 && buffer.length >= buffer.readInt32LE(0)) {
         const size = buffer.readInt32LE(0);
         finished = handle(deserialize(buffer.subarray(0, size))) || finished;
         buffer = buffer.subarray(size);
       }
     } else {
-      text += Buffer.from(value).toString();
-      let nl;
-      while ((nl = text.indexOf('\\n')) >= 0) { finished = handle(JSON.parse(text.slice(0, nl))) || finished; text = text.slice(nl + 1); }
+      // Scan only the new bytes for line ends: lines are up to a megabyte.
+      let start = 0, nl;
+      while ((nl = value.indexOf(10, start)) >= 0) {
+        pending.push(value.subarray(start, nl));
+        finished = handle(JSON.parse(Buffer.concat(pending).toString())) || finished;
+        pending = [];
+        start = nl + 1;
+      }
+      if (start < value.length) pending.push(value.subarray(start));
     }
     if (finished) break;
   }
