@@ -14,6 +14,8 @@ import { storageIdentity } from '../src/module-table.js';
 const bin = path.resolve(import.meta.dirname, '../bin/bucketsync');
 
 export interface ServiceHarness {
+  id: string;
+  key: { kty: string; alg: string; kid: string; k: string };
   schema: string;
   endpoint: string;
   source: pg.Client;
@@ -32,16 +34,27 @@ export async function startService(options: {
   syncConfig: string;
   /** Extra top-level config YAML (e.g. `api:\n  bson: false\n`). */
   extraConfig?: string;
+  /** Run a second service on the source and storage of this one (setupSql is then not run). */
+  sharing?: ServiceHarness;
+  /** Wait for this log line (default: the first consistent checkpoint). */
+  readyWhen?: string;
 }): Promise<ServiceHarness> {
-  const id = `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const id = options.sharing?.id ?? `${process.pid}_${randomBytes(3).toString('hex')}`;
   const schema = `e2e_${id}`;
   const source = new pg.Client({ connectionString: options.sourceUrl });
   await source.connect();
-  await source.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema};`);
-  await source.query(options.setupSql);
-  await source.query(`CREATE PUBLICATION pub_${id} FOR TABLES IN SCHEMA ${schema}`);
+  if (!options.sharing) {
+    await source.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema};`);
+    await source.query(options.setupSql);
+    await source.query(`CREATE PUBLICATION pub_${id} FOR TABLES IN SCHEMA ${schema}`);
+  }
 
-  const key = { kty: 'oct', alg: 'HS256', kid: 'dev', k: randomBytes(32).toString('base64url') };
+  const key = options.sharing?.key ?? {
+    kty: 'oct',
+    alg: 'HS256',
+    kid: 'dev',
+    k: randomBytes(32).toString('base64url'),
+  };
   const dir = mkdtempSync(path.join(tmpdir(), 'bucketsync-e2e-'));
   writeFileSync(path.join(dir, 'sync.yaml'), options.syncConfig.replaceAll('$schema', schema));
   writeFileSync(
@@ -87,9 +100,11 @@ export async function startService(options: {
   };
   await waitForLog('serving clients on');
   const port = /"port":(\d+)/.exec(output.slice(output.indexOf('serving clients on')))![1];
-  await waitForLog('first consistent checkpoint');
+  await waitForLog(options.readyWhen ?? 'first consistent checkpoint');
 
   return {
+    id,
+    key,
     schema,
     endpoint: `http://127.0.0.1:${port}`,
     source,
@@ -107,6 +122,10 @@ export async function startService(options: {
       child.kill('SIGTERM');
       const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
       if (code === null) child.kill('SIGKILL');
+      if (options.sharing) {
+        await source.end();
+        return code;
+      }
       await source.query(`DROP SCHEMA ${schema} CASCADE; DROP PUBLICATION pub_${id}`);
       // Slots are kept when a service stops (it resumes from them); this test is done with them.
       const identity = storageIdentity({ type: 'postgresql', uri: options.storageUrl, schema: `st_${id}` });

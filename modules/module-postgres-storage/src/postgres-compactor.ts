@@ -70,6 +70,12 @@ export async function compactBuckets(
           checksum,
         ]);
         cleared = n - 1;
+        // The running sum is unchanged (the CLEAR carries the run's checksum); its count is not.
+        await client.query(`UPDATE ${s}.bucket_checksums SET count = count - $3 WHERE config_id = $1 AND bucket = $2`, [
+          configId,
+          bucket,
+          cleared,
+        ]);
       }
       await client.query('COMMIT');
       if ((moved.rowCount ?? 0) > 0 || cleared > 0) bucketsCompacted++;

@@ -112,6 +112,9 @@ export class PreparedFlush {
   opCount = 0;
   /** Per op: end of its line in `ops`. */
   readonly opLineEnd: number[] = [];
+  /** Per op: its bucket and checksum (for the per-bucket running checksums). */
+  readonly opBucket: string[] = [];
+  readonly opChecksum: number[] = [];
   readonly ops = new CopyBuffer(16 * 1024);
   readonly records = new CopyBuffer(8 * 1024);
   /** Saves skipped during evaluation (bad rows). */
@@ -253,6 +256,8 @@ export class PreparedFlush {
         ops.truncate(opsMark);
         this.opCount -= o;
         this.opLineEnd.length = this.opCount;
+        this.opBucket.length = this.opCount;
+        this.opChecksum.length = this.opCount;
         if (this.count === changesBefore) this.skipped++;
         ctx.onRowError(
           new ServiceError(
@@ -270,6 +275,8 @@ export class PreparedFlush {
         `${OP_ID_ZEROS}\t${ctx.configId}\t${copyField(out.bucket)}\t1\t${copyField(out.table)}\t${copyField(out.id)}\t${subkeyText}\t${copyField(json)}\t${checksum}\n`,
       );
       this.opLineEnd.push(ops.length);
+      this.opBucket.push(out.bucket);
+      this.opChecksum.push(checksum);
       this.opCount++;
     }
     let lookupsJson = '[]';

@@ -233,7 +233,14 @@ export class PostgresStorage implements BucketStorage {
       `SELECT id FROM ${s}.sync_configs WHERE state = 'stopped' ORDER BY id`,
     );
     for (const { id } of rows) {
-      for (const table of ['ops', 'current_data', 'parameter_index', 'custom_write_checkpoints', 'source_tables']) {
+      for (const table of [
+        'ops',
+        'bucket_checksums',
+        'current_data',
+        'parameter_index',
+        'custom_write_checkpoints',
+        'source_tables',
+      ]) {
         await this.query(`DELETE FROM ${s}.${table} WHERE config_id = $1`, [id]);
       }
       await this.query(`UPDATE ${s}.sync_configs SET state = 'terminated', lock_holder = NULL WHERE id = $1`, [id]);

@@ -30,7 +30,8 @@ import {
   type WriteBatchOptions,
 } from '@bucketsync/service-core';
 import type { Logger } from '@bucketsync/lib-services';
-import type pg from 'pg';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { compactBuckets } from './postgres-compactor.js';
 import {
   checkpointChannel,
@@ -40,6 +41,8 @@ import {
 import { translatePostgresError } from './postgres-storage-config.js';
 import { decodeRows } from './postgres-value-codec.js';
 import { PostgresWriteBatch } from './postgres-write-batch.js';
+
+const { escapeLiteral } = pg;
 
 /** What every part of Postgres storage shares: pool, schema, limits, engine, listener. */
 export interface PostgresStorageContext {
@@ -132,33 +135,99 @@ export function toStoredTable(raw: RawTableRow): StoredTable {
 
 const OP_KINDS: Record<number, OpKind> = { 1: 'PUT', 2: 'REMOVE', 3: 'MOVE', 4: 'CLEAR' };
 
-/** An op row `[op_id text, op, row_table, row_id, subkey, checksum, data, inside]` as an entry. */
-function toOplogEntry(r: unknown[]): OplogEntry {
-  const opId = BigInt(r[0] as string);
-  const kind = r[1] as number;
-  if (kind === 1) {
-    return {
-      opId,
-      op: 'PUT',
-      objectType: r[2] as string,
-      objectId: r[3] as string,
-      subkey: r[4] as string,
-      checksum: r[5] as number,
-      data: r[6] as string,
-    };
+/** Chunks' worth of ops read per query. */
+const READ_BATCH_CHUNKS = 2;
+/** Bytes an op counts for beyond its data, in chunk budgets. */
+const OP_OVERHEAD_BYTES = 48;
+/** Binary COPY header: signature (11), flags (4), header extension length (4, always 0). */
+const COPY_HEADER_BYTES = 19;
+
+/**
+ * The binary COPY output of one op batch (`op_id int8, op int2, row_table, row_id, subkey text,
+ * checksum int4, data text`), decoded lazily. A first pass over the field lengths only finds the
+ * op count, the bytes and the last op id.
+ */
+class OpBatch {
+  /** Ops may follow this batch (the op or byte limit cut it). */
+  readonly more: boolean;
+  readonly lastOpId: bigint = 0n;
+  /** Ops in the batch, and their budget bytes. */
+  readonly count: number = 0;
+  readonly bytes: number = 0;
+  private pos = COPY_HEADER_BYTES;
+  private readonly end: number;
+
+  constructor(
+    private readonly buf: Buffer,
+    maxOps: number,
+    maxBytes: number,
+  ) {
+    let count = 0;
+    let bytes = 0;
+    let at = COPY_HEADER_BYTES;
+    let lastAt = -1;
+    while (at < buf.length && buf.readInt16BE(at) !== -1) {
+      lastAt = at;
+      at += 2;
+      for (let f = 0; f < 7; f++) {
+        const len = buf.readInt32BE(at);
+        at += 4;
+        if (len > 0) at += len;
+        if (f === 6) bytes += Math.max(len, 0) + OP_OVERHEAD_BYTES;
+      }
+      count++;
+    }
+    this.end = at;
+    this.count = count;
+    this.bytes = bytes;
+    if (lastAt >= 0) this.lastOpId = buf.readBigInt64BE(lastAt + 6);
+    this.more = count > maxOps || (count > 0 && bytes >= maxBytes);
   }
-  if (kind === 2) {
-    return {
-      opId,
-      op: 'REMOVE',
-      objectType: r[2] as string,
-      objectId: r[3] as string,
-      subkey: r[4] as string,
-      checksum: r[5] as number,
-    };
+
+  get done(): boolean {
+    return this.pos >= this.end;
   }
-  return { opId, op: OP_KINDS[kind]!, checksum: r[5] as number };
+
+  /** Budget bytes of the next op: its data bytes plus the fixed overhead. */
+  peekSize(): number {
+    // Tuple: field count (2), op_id (4 + 8), op (4 + 2), three texts, checksum (4 + 4), data.
+    let at = this.pos + 2 + 12 + 6;
+    for (let f = 0; f < 3; f++) at += 4 + Math.max(this.buf.readInt32BE(at), 0);
+    const len = this.buf.readInt32BE(at + 8);
+    return Math.max(len, 0) + OP_OVERHEAD_BYTES;
+  }
+
+  /** Decodes the next op and moves past it. */
+  next(): OplogEntry {
+    const buf = this.buf;
+    let at = this.pos + 2 + 4;
+    const opId = buf.readBigInt64BE(at);
+    at += 8 + 4;
+    const kind = buf.readInt16BE(at);
+    at += 2;
+    const text = (): string | undefined => {
+      const len = buf.readInt32BE(at);
+      at += 4;
+      if (len < 0) return undefined;
+      const value = buf.toString('utf8', at, at + len);
+      at += len;
+      return value;
+    };
+    const objectType = text();
+    const objectId = text();
+    const subkey = text();
+    const checksum = buf.readInt32BE(at + 4);
+    at += 8;
+    const data = text();
+    this.pos = at;
+    if (kind === 1)
+      return { opId, op: 'PUT', objectType: objectType!, objectId: objectId!, subkey: subkey!, checksum, data: data! };
+    if (kind === 2)
+      return { opId, op: 'REMOVE', objectType: objectType!, objectId: objectId!, subkey: subkey!, checksum };
+    return { opId, op: OP_KINDS[kind]!, checksum };
+  }
 }
+
 const MAX_CACHED_CHECKSUMS = 100_000;
 
 interface CachedChecksum {
@@ -425,62 +494,101 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
   }
 
   async *getBucketData(request: BucketDataRequest, signal?: AbortSignal): AsyncIterable<BucketDataChunk> {
-    const chunkOps = request.chunkOps ?? 10_000;
+    const chunkOps = Math.max(1, request.chunkOps ?? 10_000);
     const chunkBytes = Math.max(1, request.chunkBytes ?? 1024 * 1024);
+    // Ops are fetched in batches of up to READ_BATCH_CHUNKS chunks, independent of chunk
+    // boundaries (cut here, by the same byte rule), so no row is scanned twice.
+    const batchOps = chunkOps * READ_BATCH_CHUNKS;
+    const batchBytes = chunkBytes * READ_BATCH_CHUNKS;
     const config = await this.readConfig();
     const invalidated = config.compactedThrough > request.checkpoint;
-    // One chunk per query: ops while the bytes before them stay under the limit, plus one
-    // sentinel row (data left out) that says whether more follow, so nothing is counted or
-    // sent past the chunk. The sum is a running window over the index order (no sort).
-    const sql = `
-      SELECT t.op_id::text AS id, op, row_table, row_id, subkey, checksum,
-             CASE WHEN before_bytes < $6 THEN data END AS data, before_bytes < $6 AS inside
-        FROM (SELECT o.*, coalesce(sum(o.size) OVER w - o.size, 0) AS before_bytes,
-                     coalesce(sum(o.size) OVER w - o.size - lag(o.size, 1, 0::int8) OVER w, 0) AS before_previous
-                FROM (SELECT op_id, op, row_table, row_id, subkey, checksum, data, coalesce(octet_length(data), 0)::int8 + 48 AS size
-                        FROM ${this.ctx.schema}.ops
-                       WHERE config_id = $1 AND bucket = $2 AND op_id > $3 AND op_id <= $4
-                       ORDER BY op_id LIMIT $5) o
-              WINDOW w AS (ORDER BY o.op_id ROWS UNBOUNDED PRECEDING)) t
-       WHERE before_previous < $6 ORDER BY t.op_id`;
-    const fetch = (bucket: string, after: OpId) =>
-      this.queryArray(sql, [
-        this.configId,
-        bucket,
-        after.toString(),
-        request.checkpoint.toString(),
-        chunkOps + 1,
-        chunkBytes,
-      ]);
     for (const { bucket, after } of request.buckets) {
       let cursor = after;
-      let next: Promise<pg.QueryArrayResult<unknown[]>> | undefined = fetch(bucket, cursor);
-      while (next) {
-        signal?.throwIfAborted();
-        const rows = (await next).rows;
+      let batch: OpBatch | undefined;
+      let next: Promise<OpBatch> | undefined = this.readOpBatch(
+        bucket,
+        after,
+        request.checkpoint,
+        batchOps,
+        batchBytes,
+      );
+      /** Takes the prefetched batch and starts fetching the one after it. */
+      const advance = async () => {
+        batch = await next!;
         next = undefined;
-        let take = 0;
-        while (take < rows.length && take < chunkOps && rows[take]![7] === true) take++;
-        const hasMore = rows.length > take;
-        const ops: OplogEntry[] = new Array(take);
-        for (let i = 0; i < take; i++) ops[i] = toOplogEntry(rows[i]!);
-        const nextAfter = take > 0 ? ops[take - 1]!.opId : cursor;
-        if (hasMore) {
-          // Prefetch: the next chunk is read while the caller handles this one.
-          next = fetch(bucket, nextAfter);
+        if (batch.more) {
+          // The op limit follows the sizes just seen, so that the byte budget rather than the
+          // limit usually ends a batch without the query scanning many rows past it.
+          const perOp = batch.bytes / Math.max(1, batch.count);
+          const limit = Math.max(1, Math.min(batchOps, Math.ceil((batchBytes / perOp) * 1.1)));
+          next = this.readOpBatch(bucket, batch.lastOpId, request.checkpoint, limit, batchBytes);
           next.catch(() => undefined);
         }
-        yield { bucket, after: cursor, nextAfter, hasMore, ops, checkpointInvalidated: invalidated };
-        cursor = nextAfter;
+      };
+      try {
+        await advance();
+        for (;;) {
+          signal?.throwIfAborted();
+          const ops: OplogEntry[] = [];
+          let bytes = 0;
+          while (ops.length < chunkOps && bytes < chunkBytes) {
+            if (batch!.done) {
+              if (!batch!.more) break;
+              await advance();
+              continue;
+            }
+            bytes += batch!.peekSize();
+            ops.push(batch!.next());
+          }
+          if (batch!.done && batch!.more) await advance(); // is anything left?
+          const hasMore = !batch!.done;
+          const nextAfter = ops.length > 0 ? ops[ops.length - 1]!.opId : cursor;
+          yield { bucket, after: cursor, nextAfter, hasMore, ops, checkpointInvalidated: invalidated };
+          cursor = nextAfter;
+          if (!hasMore) break;
+        }
+      } finally {
+        next?.catch(() => undefined);
       }
     }
   }
 
-  private async queryArray(sql: string, params: unknown[]): Promise<pg.QueryArrayResult<unknown[]>> {
+  /**
+   * One batch of a bucket's ops after `after`, up to `checkpoint`: at most `maxOps + 1` ops, while
+   * the bytes before each stay under `maxBytes` (a running int8 window sum over the index order:
+   * no sort). Read with binary COPY into one Buffer, decoded op by op as chunks are cut: the
+   * batch costs no JS objects until it is handed out, and no text parsing of numbers. COPY takes
+   * no parameters: every value is a number formatted here except the bucket, an escaped literal.
+   */
+  private async readOpBatch(
+    bucket: string,
+    after: bigint,
+    checkpoint: bigint,
+    maxOps: number,
+    maxBytes: number,
+  ): Promise<OpBatch> {
+    const sql = `COPY (
+      SELECT op_id, op, row_table, row_id, subkey, checksum, data
+        FROM (SELECT o.*, sum(o.size) OVER (ORDER BY o.op_id ROWS UNBOUNDED PRECEDING) - o.size AS before_bytes
+                FROM (SELECT op_id, op, row_table, row_id, subkey, checksum, data,
+                             coalesce(octet_length(data), 0) + ${OP_OVERHEAD_BYTES} AS size
+                        FROM ${this.ctx.schema}.ops
+                       WHERE config_id = ${Number(this.configId)} AND bucket = ${escapeLiteral(bucket)}
+                         AND op_id > ${BigInt(after)} AND op_id <= ${BigInt(checkpoint)}
+                       ORDER BY op_id LIMIT ${Number(maxOps) + 1}) o) t
+       WHERE before_bytes < ${Number(maxBytes)} ORDER BY op_id) TO STDOUT (FORMAT binary)`;
+    const client = await this.connect();
+    let failed: unknown;
     try {
-      return await this.ctx.pool.query({ text: sql, values: params, rowMode: 'array' });
+      const parts: Buffer[] = [];
+      for await (const part of client.query(copyTo(sql, { highWaterMark: 1 << 20 }))) parts.push(part as Buffer);
+      return new OpBatch(Buffer.concat(parts), maxOps, maxBytes);
     } catch (e) {
+      failed = e;
       throw translatePostgresError(e, this.ctx.uri);
+    } finally {
+      // A connection that failed mid-COPY is not reused.
+      client.release(failed instanceof Error ? failed : undefined);
     }
   }
 
@@ -497,19 +605,46 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     }
     for (let i = 0; i < toQuery.length; i += 1000) {
       const slice = toQuery.slice(i, i + 1000);
-      const { rows } = await this.query<{ bucket: string; total: string; n: string }>(
-        `SELECT r.bucket, s.total, s.n
-           FROM unnest($2::text[], $3::int8[]) AS r(bucket, after)
-          CROSS JOIN LATERAL (
-            SELECT coalesce(sum(checksum), 0) AS total, count(*) AS n FROM ${this.ctx.schema}.ops
-             WHERE config_id = $1 AND bucket = r.bucket AND op_id > r.after AND op_id <= $4) s`,
+      // One statement (one snapshot): per bucket, start from whichever is nearer the checkpoint,
+      // this process's cached sum (at or before it) or the stored running sum (as of the last
+      // flush that wrote the bucket, maybe past the checkpoint), and sum the ops in between: the
+      // ones after the base are added, the ones after the checkpoint subtracted. Cold, at the
+      // newest checkpoint, that range is only the last flushes; never the whole bucket.
+      const { rows } = await this.query<{
+        bucket: string;
+        stored: boolean;
+        base_op: string;
+        base_sum: string;
+        base_n: string;
+        total: string;
+        n: string;
+      }>(
+        `WITH r AS (
+           SELECT r.bucket, r.after, bc.op_id, bc.checksum, bc.count,
+                  bc.op_id IS NOT NULL AND abs(bc.op_id - $4::int8) < $4::int8 - r.after AS stored
+             FROM unnest($2::text[], $3::int8[]) AS r(bucket, after)
+             LEFT JOIN ${this.ctx.schema}.bucket_checksums bc ON bc.config_id = $1 AND bc.bucket = r.bucket)
+         SELECT r.bucket, r.stored, CASE WHEN r.stored THEN r.op_id ELSE r.after END AS base_op,
+                CASE WHEN r.stored THEN r.checksum ELSE 0 END AS base_sum,
+                CASE WHEN r.stored THEN r.count ELSE 0 END AS base_n, s.total, s.n
+           FROM r CROSS JOIN LATERAL (
+             SELECT coalesce(sum(checksum), 0) AS total, count(*) AS n FROM ${this.ctx.schema}.ops
+              WHERE config_id = $1 AND bucket = r.bucket
+                AND op_id > least(CASE WHEN r.stored THEN r.op_id ELSE r.after END, $4::int8)
+                AND op_id <= greatest(CASE WHEN r.stored THEN r.op_id ELSE r.after END, $4::int8)) s`,
         [this.configId, slice.map((q) => q.bucket), slice.map((q) => q.base.opId.toString()), checkpoint.toString()],
       );
       const byBucket = new Map(rows.map((r) => [r.bucket, r]));
       for (const { bucket, base } of slice) {
         const row = byBucket.get(bucket);
-        const checksum = normaliseChecksum(BigInt(base.checksum) + BigInt(row?.total ?? 0));
-        const count = base.count + Number(row?.n ?? 0);
+        let checksum = base.checksum;
+        let count = base.count;
+        if (row) {
+          const sign = BigInt(row.base_op) > checkpoint ? -1n : 1n;
+          const start = row.stored ? BigInt(row.base_sum) : BigInt(base.checksum);
+          checksum = normaliseChecksum(start + sign * BigInt(row.total));
+          count = (row.stored ? Number(row.base_n) : base.count) + Number(sign) * Number(row.n);
+        }
         result.set(bucket, { bucket, checksum, count });
         if (epoch === this.compactionEpoch) this.cacheChecksum(bucket, { opId: checkpoint, checksum, count });
       }

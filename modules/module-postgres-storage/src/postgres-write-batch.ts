@@ -279,8 +279,10 @@ export class PostgresWriteBatch implements WriteBatch {
       records = new CopyBuffer(prep.records.length + 1024);
       records.copyFrom(prep.records, 0, prep.recordStart(change));
     };
+    const sums = new BucketSums();
     const writePuts = (i: number) => {
       for (let j = prep.opStart(i), end = prep.opEnd[i]!; j < end; j++) {
+        sums.add(prep.opBucket[j]!, prep.opChecksum[j]!);
         const start = prep.opLineStart(j);
         if (!copied) {
           opIds.fillNext(prep.ops, start);
@@ -371,6 +373,7 @@ export class PostgresWriteBatch implements WriteBatch {
         for (const ref of state.buckets) {
           if (now.has(`${ref.bucket}\u0000${ref.table}\u0000${ref.id}`)) continue;
           const checksum = removeChecksum({ table: ref.table, id: ref.id, subkey });
+          sums.add(ref.bucket, checksum);
           opIds.writeNext(ops);
           ops.tab().int(configId).tab().text(ref.bucket).tab().int(REMOVE).tab().text(ref.table).tab().text(ref.id);
           ops.tab().text(subkey).raw('\t\\N\t').int(checksum).newline();
@@ -412,6 +415,19 @@ export class PostgresWriteBatch implements WriteBatch {
     await copyBuffers(client, `${s}.parameter_index (config_id, lookup, table_id, row_key, op_id, outputs)`, [params]);
     await copyBuffers(client, `${s}.current_data ${RECORD_COLUMNS}`, [records]);
     await upserts(client);
+    if (sums.size > 0) {
+      // The running checksum of every bucket the flush wrote, as of its last op id (read side:
+      // getChecksums). Unsigned 32-bit sums, added modulo 2^32.
+      const { buckets, checksums, counts } = sums.columns();
+      await client.query(
+        `INSERT INTO ${s}.bucket_checksums (config_id, bucket, op_id, checksum, count)
+         SELECT $1, b, $2, c, n FROM unnest($3::text[], $4::int8[], $5::int8[]) AS u(b, c, n)
+         ON CONFLICT (config_id, bucket) DO UPDATE SET op_id = excluded.op_id,
+           checksum = (bucket_checksums.checksum + excluded.checksum) % 4294967296,
+           count = bucket_checksums.count + excluded.count`,
+        [configId, lastOpId.toString(), buckets, checksums, counts],
+      );
+    }
     for (const [tableId, p] of progress) {
       await client.query(`UPDATE ${s}.source_tables SET snapshot_progress = $2 WHERE id = $1`, [
         tableId,
@@ -689,5 +705,40 @@ export class PostgresWriteBatch implements WriteBatch {
     this.pending = new PreparedFlush();
     this.progress.clear();
     this.customCheckpoints = [];
+  }
+}
+
+/** Per-bucket unsigned 32-bit checksum sums and op counts of one flush's ops. */
+class BucketSums {
+  private readonly sums = new Map<string, { checksum: number; count: number }>();
+  private lastBucket: string | undefined;
+  private last: { checksum: number; count: number } | undefined;
+
+  get size(): number {
+    return this.sums.size;
+  }
+
+  add(bucket: string, checksum: number): void {
+    let entry = this.last;
+    if (bucket !== this.lastBucket || !entry) {
+      entry = this.sums.get(bucket);
+      if (!entry) this.sums.set(bucket, (entry = { checksum: 0, count: 0 }));
+      this.lastBucket = bucket;
+      this.last = entry;
+    }
+    entry.checksum = (entry.checksum + checksum) >>> 0;
+    entry.count++;
+  }
+
+  columns(): { buckets: string[]; checksums: string[]; counts: string[] } {
+    const buckets: string[] = [];
+    const checksums: string[] = [];
+    const counts: string[] = [];
+    for (const [bucket, { checksum, count }] of this.sums) {
+      buckets.push(bucket);
+      checksums.push(String(checksum));
+      counts.push(String(count));
+    }
+    return { buckets, checksums, counts };
   }
 }

@@ -33,6 +33,7 @@ describeIntegration('postgresStorage', 'Postgres storage migrations', (url) => {
       ).rows.map((r) => r.table_name),
     );
     expect(tables).toEqual([
+      'bucket_checksums',
       'current_data',
       'custom_write_checkpoints',
       'migrations',

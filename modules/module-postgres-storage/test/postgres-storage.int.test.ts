@@ -1,5 +1,14 @@
 import { describeIntegration } from '@bucketsync/dev-databases/vitest';
-import { finishSnapshot, GLOBAL_TODOS, pos, table, todo } from '@bucketsync/service-core-tests';
+import {
+  finishSnapshot,
+  GLOBAL_TODOS,
+  pos,
+  readBucket,
+  sumOfOps,
+  table,
+  todo,
+  TODOS_BY_LIST,
+} from '@bucketsync/service-core-tests';
 import { setMaxListeners } from 'node:events';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
@@ -78,7 +87,7 @@ describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
     const schema = storage.ctx.schema;
     expect(await count(`SELECT count(*) AS n FROM ${schema}.ops WHERE config_id = $1`, [old.configId])).toBe(50);
     expect(await storage.cleanupStoppedConfigs()).toBe(1);
-    for (const t of ['ops', 'current_data', 'parameter_index', 'source_tables']) {
+    for (const t of ['ops', 'bucket_checksums', 'current_data', 'parameter_index', 'source_tables']) {
       expect(await count(`SELECT count(*) AS n FROM ${schema}.${t} WHERE config_id = $1`, [old.configId])).toBe(0);
     }
     expect(await count(`SELECT count(*) AS n FROM ${schema}.ops WHERE config_id = $1`, [next.configId])).toBe(1);
@@ -110,5 +119,75 @@ describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
     await batch.flush();
     expect(flushes).toBe(5);
     expect(await count(`SELECT count(*) AS n FROM ${storage.ctx.schema}.ops`)).toBe(5000);
+  });
+
+  it('gives cold checksums from the running per-bucket sums, exact at older checkpoints and after compaction', async () => {
+    const schema = freshSchemaName();
+    const storage = await open(schema);
+    const { config } = await storage.deploySyncConfig(GLOBAL_TODOS);
+    const todos = await table(config, 'todos');
+    const batch = config.createWriteBatch();
+    await finishSnapshot(batch, [todos], pos(1));
+    for (let i = 0; i < 30; i++) await batch.save({ tag: 'insert', table: todos, after: todo(`t${i}`) });
+    const first = await batch.commit(pos(2));
+    for (let i = 0; i < 10; i++)
+      await batch.save({ tag: 'update', table: todos, after: todo(`t${i}`, { title: 'x' }) });
+    await batch.save({ tag: 'delete', table: todos, before: { id: 't29' } });
+    const second = await batch.commit(pos(3));
+    // Flushed past the newest checkpoint: the stored running sum is ahead of every checkpoint.
+    await batch.save({ tag: 'insert', table: todos, after: todo('later') });
+    await batch.flush();
+
+    const expected = async (opId: bigint) => {
+      const ops = (await readBucket(config, 'global[]', opId)).ops;
+      return { bucket: 'global[]', checksum: sumOfOps(ops), count: ops.length };
+    };
+    const cold = async (opId: bigint) => {
+      const reopened = await (await open(schema)).getSyncConfig(config.configId);
+      if (!reopened) throw new Error(`sync config ${config.configId} not found after reopening`);
+      return reopened.getChecksums(opId, ['global[]', 'none[]']);
+    };
+    for (const checkpoint of [first.checkpoint.opId, second.checkpoint.opId]) {
+      const sums = await cold(checkpoint);
+      expect(sums.get('global[]')).toEqual(await expected(checkpoint));
+      expect(sums.get('none[]')).toEqual({ bucket: 'none[]', checksum: 0, count: 0 });
+    }
+
+    const before = (await cold(second.checkpoint.opId)).get('global[]')!;
+    const result = await config.compact();
+    expect(result.opsCleared).toBeGreaterThan(0);
+    const after = (await cold(second.checkpoint.opId)).get('global[]')!;
+    expect(after.checksum).toBe(before.checksum);
+    expect(after).toEqual(await expected(second.checkpoint.opId));
+    const third = await batch.commit(pos(4));
+    expect((await cold(third.checkpoint.opId)).get('global[]')).toEqual(await expected(third.checkpoint.opId));
+  });
+
+  it('reads a bucket whose name needs quoting, in byte-bounded chunks that together hold every op once', async () => {
+    const storage = await open();
+    const { config } = await storage.deploySyncConfig(TODOS_BY_LIST);
+    const todos = await table(config, 'todos');
+    const batch = config.createWriteBatch();
+    await finishSnapshot(batch, [todos], pos(1));
+    const list = `it's a \\ "list"`;
+    for (let i = 0; i < 500; i++) {
+      await batch.save({
+        tag: 'insert',
+        table: todos,
+        after: todo(`t${i}`, { list_id: list, title: 'é'.repeat(i % 7) }),
+      });
+    }
+    const { checkpoint } = await batch.commit(pos(2));
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const bucket = (await client.query<{ bucket: string }>(`SELECT DISTINCT bucket FROM ${storage.ctx.schema}.ops`))
+      .rows[0]!.bucket;
+    await client.end();
+    expect(bucket).toMatch(/'.*\\/); // a quote and a backslash: the COPY literal must escape both
+    const read = await readBucket(config, bucket, checkpoint.opId, { chunkOps: 100, chunkBytes: 4000 });
+    expect(read.ops.map((o) => o.objectId)).toEqual(Array.from({ length: 500 }, (_, i) => `t${i}`));
+    expect(read.chunks).toBeGreaterThan(5);
+    expect(read.hasMoreFlags.at(-1)).toBe(false);
+    expect(read.hasMoreFlags.slice(0, -1).every((f) => f)).toBe(true);
   });
 });

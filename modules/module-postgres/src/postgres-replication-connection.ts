@@ -113,6 +113,7 @@ export class PostgresReplicationConnection {
       notify();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) onAbort(); // an abort that came first never fires the listener
 
     try {
       for (;;) {

@@ -110,7 +110,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         holder: `${hostname()}:${process.pid}`,
         replicationIdPrefix: config.storage.identity,
       });
-      tasks.push(engine.run(abort.signal));
+      tasks.push(engine.run(abort.signal).then(() => logger.info('replication stopped')));
     }
     if (role !== 'sync') {
       const sourceApi = connection.module.createSourceApi({
@@ -132,6 +132,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         stopped.then(async () => {
           await server.close();
           await sourceApi.close();
+          logger.info('api stopped');
         }),
       );
     }

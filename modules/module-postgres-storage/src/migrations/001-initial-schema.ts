@@ -1,6 +1,6 @@
 /**
  * Storage version 1: sync configs, table identities, op log, current rows with tombstones,
- * parameter index, write checkpoints. `${schema}` is the quoted storage schema.
+ * per-bucket running checksums, parameter index, write checkpoints. `${schema}` is the quoted storage schema.
  */
 export function initialSchema(schema: string): string {
   return `
@@ -54,6 +54,19 @@ CREATE TABLE ${schema}.ops (
   checksum int4 NOT NULL,
   data text,
   PRIMARY KEY (config_id, bucket, op_id) INCLUDE (checksum)
+);
+
+-- Running checksum of each bucket: the unsigned 32-bit sum (checksum, in 0 .. 2^32 - 1) and
+-- count of its ops up to op_id, the last op id of the last flush that wrote the bucket, kept by
+-- every flush in its transaction. Compaction keeps the sum (MOVE and CLEAR carry checksums)
+-- and lowers the count by the ops a CLEAR replaced. Checksums at a checkpoint start from it.
+CREATE TABLE ${schema}.bucket_checksums (
+  config_id int4 NOT NULL,
+  bucket text COLLATE "C" NOT NULL,
+  op_id int8 NOT NULL,
+  checksum int8 NOT NULL,
+  count int8 NOT NULL,
+  PRIMARY KEY (config_id, bucket)
 );
 
 -- What each source row last produced. deleted_op set = tombstone (architecture.md invariant 5).

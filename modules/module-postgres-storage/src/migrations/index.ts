@@ -12,8 +12,8 @@ import { initialSchema } from './001-initial-schema.js';
  *
  * Changelog:
  * - 1: initial schema (sync configs, source tables with `rows_version` for the write batch's
- *   key tracking, ops, current rows with tombstones, parameter index, custom and managed
- *   write checkpoints).
+ *   key tracking, ops, per-bucket running checksums (`bucket_checksums`), current rows with
+ *   tombstones, parameter index, custom and managed write checkpoints).
  */
 export const STORAGE_VERSION = 1;
 

@@ -58,7 +58,9 @@ async function write(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void
 
 export async function createSyncServer(options: SyncServerOptions): Promise<FastifyInstance> {
   const { storage, authenticator, logger } = options;
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024 });
+  // forceCloseConnections: on close, sockets still held by clients (keep-alive after a stream
+  // ended) are destroyed rather than waited for, so shutdown never hangs on a client.
+  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   const openStreams = new Set<AbortController>();
 
   // A malformed JSON body is a 400 naming the problem, like any other bad field.
@@ -158,7 +160,9 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     }
   });
 
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: the server only finishes closing once every response has ended,
+  // so open sync streams must be ended first (their clients reconnect to another process).
+  app.addHook('preClose', async () => {
     for (const abort of openStreams) abort.abort();
   });
   return app;

@@ -63,6 +63,7 @@ export class ReplicationCoordinator {
       const attempt = new AbortController();
       const forward = () => attempt.abort(signal.reason);
       signal.addEventListener('abort', forward, { once: true });
+      if (signal.aborted) forward();
       try {
         await this.runOnce(attempt.signal, () => (delay = initial));
         return;
@@ -121,6 +122,7 @@ export class ReplicationCoordinator {
       const both = new AbortController();
       const stop = () => both.abort();
       signal.addEventListener('abort', stop, { once: true });
+      if (signal.aborted) stop(); // an abort that came first never fires the listener
       const fail = (e: unknown) => {
         both.abort();
         throw e;

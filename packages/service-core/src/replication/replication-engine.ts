@@ -98,6 +98,7 @@ export class ReplicationEngine<Config> {
     const abort = new AbortController();
     const onParentAbort = () => abort.abort();
     signal.addEventListener('abort', onParentAbort, { once: true });
+    if (signal.aborted) abort.abort();
     const done = this.runJob(config, lock, abort.signal).finally(() => {
       signal.removeEventListener('abort', onParentAbort);
       this.jobs.delete(config.configId);

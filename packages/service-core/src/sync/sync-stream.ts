@@ -47,6 +47,9 @@ export interface SyncStreamOptions {
   waitForConfigMs?: number;
 }
 
+/** How often a connection checks that its sync config is still the active one. */
+const ACTIVE_CHECK_INTERVAL_MS = 2000;
+
 /** Coalescing wake-ups: the loop handles the newest checkpoint and one keepalive at a time. */
 class Wakeups {
   checkpoint = false;
@@ -128,11 +131,29 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   let sentBuckets: Map<string, WireBucketChecksum> | undefined;
   let sentOpId: bigint | undefined;
   let sentWriteCheckpoint: string | undefined;
+  // After a new sync config becomes active the old one is cleaned up: end this stream so the
+  // client reconnects and resolves its buckets against the new config.
+  let configChanged = false;
+  const activeCheck = setInterval(() => {
+    storage
+      .getActiveSyncConfig()
+      .then((active) => {
+        if (active && active.configId !== watchedConfig.configId) {
+          configChanged = true;
+          wake.wake('keepalive');
+        }
+      })
+      .catch(() => undefined);
+  }, ACTIVE_CHECK_INTERVAL_MS);
 
   try {
     while (!signal.aborted) {
       await wake.next(signal);
       if (signal.aborted) break;
+      if (configChanged) {
+        logger.info('the sync config changed; ending the stream so the client reconnects', { from: config.configId });
+        return;
+      }
       if (wake.keepalive) {
         wake.keepalive = false;
         const left = secondsLeft();
@@ -265,6 +286,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   } finally {
     clearInterval(keepaliveTimer);
     clearTimeout(expiryTimer);
+    clearInterval(activeCheck);
     signal.removeEventListener('abort', stopWatch);
     watchAbort.abort();
     await watcher;
