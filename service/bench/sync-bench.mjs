@@ -138,7 +138,8 @@ const { deserialize } = require(process.env.BSON_PATH);
 (async () => {
   const started = Date.now();
   const response = await fetch(process.env.URL + '/sync/stream', { method: 'POST',
-    headers: { authorization: 'Token ' + process.env.TOKEN, 'content-type': 'application/json', accept: process.env.ACCEPT },
+    headers: { authorization: 'Token ' + process.env.TOKEN, 'content-type': 'application/json', accept: process.env.ACCEPT,
+      'accept-encoding': process.env.ENCODING },
     body: JSON.stringify({ streams: { subscriptions: [{ stream: 'all_items', parameters: null }] } }) });
   const reader = response.body.getReader();
   let ops = 0, bytes = 0, buffer = Buffer.alloc(0), pending = [];
@@ -174,10 +175,10 @@ const { deserialize } = require(process.env.BSON_PATH);
 })();`;
 const { createRequire } = await import('node:module');
 const bsonPath = createRequire(import.meta.url).resolve('bson');
-async function download(accept) {
+async function download(accept, encoding) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-e', READER], {
-      env: { ...process.env, URL: address, TOKEN: token, ACCEPT: accept, BSON_PATH: bsonPath },
+      env: { ...process.env, URL: address, TOKEN: token, ACCEPT: accept, ENCODING: encoding, BSON_PATH: bsonPath },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -185,16 +186,18 @@ async function download(accept) {
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`reader exited ${code}`))));
   });
 }
-for (const [name, accept] of [
-  ['ndjson', 'application/x-ndjson'],
-  ['bson', 'application/vnd.powersync.bson-stream'],
+for (const [name, accept, encoding] of [
+  ['ndjson', 'application/x-ndjson', 'identity'],
+  ['ndjson_gzip', 'application/x-ndjson', 'gzip'],
+  ['bson', 'application/vnd.powersync.bson-stream', 'identity'],
+  ['bson_gzip', 'application/vnd.powersync.bson-stream', 'gzip'],
 ]) {
-  const r = await download(accept);
+  const r = await download(accept, encoding);
   results[`download_${name}`] = {
     ops: r.ops,
     seconds: r.seconds,
     opsPerSecond: Math.round(r.ops / r.seconds),
-    megabytes: Math.round(r.bytes / 1048576),
+    megabytesDecoded: Math.round(r.bytes / 1048576),
   };
   console.log(name, results[`download_${name}`]);
 }
