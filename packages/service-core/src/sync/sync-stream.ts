@@ -50,6 +50,20 @@ export interface SyncStreamOptions {
 /** How often a connection checks that its sync config is still the active one. */
 const ACTIVE_CHECK_INTERVAL_MS = 2000;
 
+/** One active-config lookup per storage per interval, shared by every connection of the process. */
+const activeConfigLookups = new WeakMap<BucketStorage, { at: number; configId: Promise<number | undefined> }>();
+
+function activeConfigId(storage: BucketStorage): Promise<number | undefined> {
+  const cached = activeConfigLookups.get(storage);
+  if (cached && Date.now() - cached.at < ACTIVE_CHECK_INTERVAL_MS / 2) return cached.configId;
+  const configId = storage.getActiveSyncConfig().then(
+    (c) => c?.configId,
+    () => undefined,
+  );
+  activeConfigLookups.set(storage, { at: Date.now(), configId });
+  return configId;
+}
+
 /** Coalescing wake-ups: the loop handles the newest checkpoint and one keepalive at a time. */
 class Wakeups {
   checkpoint = false;
@@ -135,15 +149,12 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   // client reconnects and resolves its buckets against the new config.
   let configChanged = false;
   const activeCheck = setInterval(() => {
-    storage
-      .getActiveSyncConfig()
-      .then((active) => {
-        if (active && active.configId !== watchedConfig.configId) {
-          configChanged = true;
-          wake.wake('keepalive');
-        }
-      })
-      .catch(() => undefined);
+    void activeConfigId(storage).then((active) => {
+      if (active !== undefined && active !== watchedConfig.configId) {
+        configChanged = true;
+        wake.wake('keepalive');
+      }
+    });
   }, ACTIVE_CHECK_INTERVAL_MS);
 
   try {
