@@ -33,8 +33,8 @@ export interface ServiceConfig {
   port: number;
   /** Address the API listens on (`host`, default 0.0.0.0). */
   host: string;
-  /** `api` section: `bson` (default true) offers the BSON stream; `tokens` are admin API tokens. */
-  api: { bson: boolean; tokens: string[] };
+  /** `api` section: `bson` / `gzip` (default true) offer the BSON stream / compression; `tokens` are admin API tokens. */
+  api: { bson: boolean; gzip: boolean; tokens: string[] };
   /** Unused keys and other things worth a warning at start. */
   warnings: string[];
 }
@@ -217,12 +217,15 @@ export function loadServiceConfig(
     problems.push(`host: expected an address such as 0.0.0.0 (got ${JSON.stringify(host)})`);
 
   const rawApi = raw.api ?? {};
-  const api = { bson: true, tokens: [] as string[] };
-  if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, tokens)');
+  const api = { bson: true, gzip: true, tokens: [] as string[] };
+  if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, gzip, tokens)');
   else {
     if (rawApi.bson !== undefined && typeof rawApi.bson !== 'boolean')
       problems.push('api.bson: expected true or false');
     else if (rawApi.bson === false) api.bson = false;
+    if (rawApi.gzip !== undefined && typeof rawApi.gzip !== 'boolean')
+      problems.push('api.gzip: expected true or false');
+    else if (rawApi.gzip === false) api.gzip = false;
     if (rawApi.tokens !== undefined) {
       if (!Array.isArray(rawApi.tokens) || rawApi.tokens.some((t) => typeof t !== 'string' || t.length < 16)) {
         problems.push('api.tokens: expected a list of tokens of at least 16 characters');

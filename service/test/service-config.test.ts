@@ -81,6 +81,21 @@ sync_config:
     );
   });
 
+  it('reads the api section, and names a bad value', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://db/app';
+    const withApi = VALID + 'api:\n  bson: false\n  gzip: false\n';
+    const config = loadServiceConfig(configFile('api.yaml', withApi));
+    expect(config.api).toEqual({ bson: false, gzip: false, tokens: [] });
+    expect(loadServiceConfig(configFile('default-api.yaml', VALID)).api).toEqual({
+      bson: true,
+      gzip: true,
+      tokens: [],
+    });
+    expect(() => loadServiceConfig(configFile('bad-api.yaml', VALID + 'api:\n  gzip: sometimes\n'))).toThrow(
+      'api.gzip: expected true or false',
+    );
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(() => loadServiceConfig(configFile('syntax.yaml', 'storage:\n  type: [postgresql\n'))).toThrow(/line \d+:/);
   });

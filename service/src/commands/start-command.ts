@@ -125,6 +125,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         compile,
         logger: logger.child({ component: 'api' }),
         allowBson: config.api.bson,
+        allowGzip: config.api.gzip,
       });
       const address = await server.listen({ port: config.port, host: config.host });
       logger.info(`serving clients on ${address}`, { port: (server.server.address() as { port: number }).port });

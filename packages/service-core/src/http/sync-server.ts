@@ -38,6 +38,12 @@ export interface SyncServerOptions {
   bodyLimit?: number;
   /** Offer the BSON stream to clients that accept it. Default true; false forces NDJSON. */
   allowBson?: boolean;
+  /**
+   * Compress with gzip when the client accepts it. Default true. fetch-based clients (Node's
+   * fetch, undici) accept gzip by default but decompress very long streams slowly, so an
+   * operator serving large initial syncs to such clients may turn it off.
+   */
+  allowGzip?: boolean;
 }
 
 function toServiceError(error: unknown): ServiceError {
@@ -130,7 +136,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     }
 
     const encoding = options.allowBson === false ? NDJSON : chooseEncoding(request.headers.accept);
-    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    const gzip = options.allowGzip !== false && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
     reply.hijack();
     const res: ServerResponse = reply.raw;
     res.writeHead(200, {
