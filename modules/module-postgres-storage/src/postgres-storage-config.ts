@@ -5,6 +5,7 @@
  */
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import pg from 'pg';
+import { redactUri } from '@bucketsync/lib-postgres';
 
 /** Raw config as written in the service config file. */
 export interface PostgresStorageConfig {
@@ -57,11 +58,6 @@ export function normalisePostgresStorageConfig(raw: unknown, source = 'storage')
     maxPoolSize: maxPoolSize as number,
     maxRowBytes: maxRowBytes as number,
   };
-}
-
-/** The URI with its password replaced by `***`, for messages and logs. */
-export function redactUri(uri: string): string {
-  return uri.replace(/^(postgres(?:ql)?:\/\/[^:/@]+:)[^@]*@/, '$1***@');
 }
 
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH']);

@@ -3,8 +3,8 @@
  * prefixed with `<config id>#` (versioned ids). Values are compact JSON, an integral REAL
  * renders like an integer. `parseBucketId` is the inverse of `formatBucketId`.
  */
-import { JsonSyntaxError, jsonValueToSqlite, parseJsonValue } from './json-text.js';
-import { realToJson, type SqliteValue } from './sqlite-value.js';
+import { JsonSyntaxError, jsonValueToSqlite, parseJsonValue, sqliteToJsonText } from './json-text.js';
+import type { SqliteValue } from './sqlite-value.js';
 
 /** The parts of a bucket id. */
 export interface BucketIdParts {
@@ -20,17 +20,7 @@ export interface BucketIdParts {
 
 /** JSON text of one bucket parameter value (TEXT quoted, numbers bare, NULL/BLOB as null). */
 export function bucketValueJson(value: SqliteValue): string {
-  if (value === null) return 'null';
-  switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
-    case 'bigint':
-      return value.toString();
-    case 'number':
-      return realToJson(value);
-    default:
-      return 'null';
-  }
+  return sqliteToJsonText(value);
 }
 
 /** `[v1,v2,...]`: the parameter part of a bucket id (no spaces). */
