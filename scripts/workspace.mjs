@@ -125,10 +125,11 @@ async function test(extraArgs) {
   process.exit(summary.failed > 0 || lintFailures.length > 0 ? 1 : 0);
 }
 
-async function demo(extraArgs) {
+/** Installs, builds, then runs a built script of the workspace with the task's arguments. */
+async function runBuiltScript(script, extraArgs) {
   await install();
   await build();
-  process.exit(await run(process.execPath, [path.join(root, 'scripts/demo/dist/demo.js'), ...extraArgs]));
+  process.exit(await run(process.execPath, [path.join(root, script), ...extraArgs]));
 }
 
 async function bench(extraArgs) {
@@ -158,7 +159,13 @@ switch (task) {
     await test(rest);
     break;
   case 'demo':
-    await demo(rest);
+    await runBuiltScript('scripts/demo/dist/demo.js', rest);
+    break;
+  case 'oracle':
+    await runBuiltScript('scripts/oracle/dist/cli.js', rest);
+    break;
+  case 'soak':
+    await runBuiltScript('scripts/soak/dist/soak.js', rest);
     break;
   case 'bench':
     await bench(rest);
@@ -172,6 +179,6 @@ switch (task) {
     process.exit(await pnpm(['exec', 'changeset', ...rest]));
     break;
   default:
-    console.error(`unknown task "${task}"; expected build, lint, test, demo, bench, format or changeset`);
+    console.error(`unknown task "${task}"; expected build, lint, test, demo, oracle, soak, bench, format or changeset`);
     process.exit(2);
 }

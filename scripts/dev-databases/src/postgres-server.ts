@@ -21,6 +21,13 @@ export interface RunningServer {
   /** URL of another database on the same server. */
   databaseUrl(database: string): string;
   stop(): Promise<void>;
+  /**
+   * Stops the server (a fast shutdown, or with `crash` an immediate one that
+   * leaves crash recovery to the next start), keeps it down for `downMs`,
+   * then starts it again on the same data and port and waits until it accepts connections.
+   * For fault tests. MariaDB servers do not support it yet.
+   */
+  restart?(options?: { downMs?: number; crash?: boolean }): Promise<void>;
 }
 
 /** Settings every throwaway Postgres runs with: logical replication for the source module, speed over durability. */
@@ -104,29 +111,35 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Runn
   for (const [key, value] of Object.entries({ ...POSTGRES_SETTINGS, ...options.settings })) {
     args.push('-c', `${key}=${value}`);
   }
-  const server = new ServerProcess({
-    command: postgres,
-    args,
-    logFile: path.join(path.dirname(options.dataDir), 'postgres.log'),
-    ...(user ? { user } : {}),
-  });
+  const launch = () =>
+    new ServerProcess({
+      command: postgres,
+      args,
+      logFile: path.join(path.dirname(options.dataDir), 'postgres.log'),
+      ...(user ? { user } : {}),
+    });
+  let server = launch();
 
   const base = `postgres://postgres@127.0.0.1:${options.port}`;
   const databaseUrl = (db: string) => `${base}/${db}`;
-  try {
-    await waitFor(
+  const waitReady = (setup: (client: pg.Client) => Promise<void>) =>
+    waitFor(
       'Postgres',
       async () => {
         const client = new pg.Client({ connectionString: databaseUrl('postgres') });
         await client.connect();
         try {
-          for (const db of options.databases) await client.query(`CREATE DATABASE "${db}"`);
+          await setup(client);
         } finally {
           await client.end();
         }
       },
       { timeoutMs: 20_000, isDead: () => server.deadReason },
     );
+  try {
+    await waitReady(async (client) => {
+      for (const db of options.databases) await client.query(`CREATE DATABASE "${db}"`);
+    });
   } catch (e) {
     await server.stop('SIGKILL');
     throw e;
@@ -137,5 +150,12 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Runn
     databaseUrl,
     // SIGINT = Postgres "fast" shutdown: disconnect clients, no waiting.
     stop: () => server.stop('SIGINT'),
+    async restart({ downMs = 0, crash = false } = {}) {
+      // SIGQUIT = "immediate" shutdown: no checkpoint, crash recovery on the next start.
+      await server.stop(crash ? 'SIGQUIT' : 'SIGINT');
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      server = launch();
+      await waitReady(async () => undefined);
+    },
   };
 }
