@@ -4,8 +4,10 @@
  * cached incremental checksums, parameter lookups and error reporting.
  */
 import {
+  columnsChangeNeedsCopy,
   comparePositions,
   normaliseChecksum,
+  sameColumns,
   type BucketChecksum,
   type BucketDataChunk,
   type BucketDataRequest,
@@ -18,6 +20,7 @@ import {
   type OpKind,
   type OplogEntry,
   type ResolvedTable,
+  type SourceColumn,
   type SourceTableDescriptor,
   type SqliteRow,
   type StorageSyncConfig,
@@ -110,6 +113,7 @@ export interface RawTableRow {
   table_name: string;
   object_id: string | null;
   replica_id_columns: string[];
+  columns: SourceColumn[] | null;
   sync_data: boolean;
   sync_parameters: boolean;
   snapshot_done: boolean;
@@ -125,6 +129,7 @@ export function toStoredTable(raw: RawTableRow): StoredTable {
     name: raw.table_name,
     objectId: raw.object_id ?? undefined,
     replicaIdColumns: raw.replica_id_columns,
+    ...(raw.columns ? { columns: raw.columns } : {}),
     syncData: raw.sync_data,
     syncParameters: raw.sync_parameters,
     snapshotDone: raw.snapshot_done,
@@ -317,13 +322,25 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         (r) =>
           r.object_id === objectId &&
           r.replica_id_columns.length === columns.length &&
-          r.replica_id_columns.every((c, i) => c === columns[i]),
+          r.replica_id_columns.every((c, i) => c === columns[i]) &&
+          !columnsChangeNeedsCopy(r.columns ?? undefined, descriptor.columns),
       );
-      if (same) return { table: toStoredTable(same), replaced: [], created: false };
+      if (same) {
+        if (descriptor.columns === undefined || sameColumns(same.columns ?? undefined, descriptor.columns)) {
+          return { table: toStoredTable(same), replaced: [], created: false };
+        }
+        // Changed columns that left stored rows as they were (e.g. a column added without a default).
+        const updated = await client.query<RawTableRow>(
+          `UPDATE ${this.ctx.schema}.source_tables SET columns = $2 WHERE id = $1 RETURNING *`,
+          [same.id, JSON.stringify(descriptor.columns)],
+        );
+        return { table: toStoredTable(updated.rows[0]!), replaced: [], created: false };
+      }
       const inserted = await client.query<RawTableRow>(
         `INSERT INTO ${this.ctx.schema}.source_tables
-           (config_id, connection_tag, schema_name, table_name, object_id, replica_id_columns, sync_data, sync_parameters)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *`,
+           (config_id, connection_tag, schema_name, table_name, object_id, replica_id_columns, columns, sync_data,
+            sync_parameters, replaces_earlier)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *`,
         [
           this.configId,
           connectionTag,
@@ -331,8 +348,10 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
           descriptor.name,
           objectId,
           columns,
+          descriptor.columns ? JSON.stringify(descriptor.columns) : null,
           this.syncConfig.tableIsRelevant(ref),
           this.syncConfig.tableHasParameterQueries(ref),
+          rows.length > 0,
         ],
       );
       return { table: toStoredTable(inserted.rows[0]!), replaced: rows.map(toStoredTable), created: true };
@@ -386,6 +405,16 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         blockedBy = `position ${position} is before the last checkpoint's position ${config.checkpointPosition}`;
       } else if (config.noCheckpointBefore !== undefined && comparePositions(position, config.noCheckpointBefore) < 0) {
         blockedBy = `position ${position} has not reached the snapshot boundary ${config.noCheckpointBefore}`;
+      } else {
+        // A table copied again after a schema change replaced rows clients already have: a
+        // checkpoint now would show it half copied. (A table new to replication appears as
+        // it is copied, without holding back the other tables' changes.)
+        const pending = await client.query<{ name: string }>(
+          `SELECT schema_name || '.' || table_name AS name FROM ${s}.source_tables
+            WHERE config_id = $1 AND replaces_earlier AND NOT dropped AND NOT snapshot_done LIMIT 1`,
+          [this.configId],
+        );
+        if (pending.rows[0]) blockedBy = `table ${pending.rows[0].name} is being copied again after a schema change`;
       }
       if (blockedBy !== undefined) {
         await client.query(

@@ -6,7 +6,13 @@
  * keepalive events. Acknowledged positions are reported back so the server releases WAL.
  */
 import { connectPostgres, loadPostgresTypes, PostgresTypeDecoder } from '@bucketsync/lib-postgres';
-import type { ChangeEvent, SourceContext, SourceTableDescriptor, Streamer } from '@bucketsync/service-core';
+import {
+  sameColumns,
+  type ChangeEvent,
+  type SourceContext,
+  type SourceTableDescriptor,
+  type Streamer,
+} from '@bucketsync/service-core';
 import type pg from 'pg';
 import type { PostgresSourceConfig } from './postgres-config.js';
 import { slotNameFor } from './postgres-config.js';
@@ -15,10 +21,12 @@ import { PostgresPgoutputDecoder, type PgoutputRelation, type PgoutputTuple } fr
 import { lsnToPosition, parseLsn } from './postgres-position.js';
 import { PostgresReplicationConnection } from './postgres-replication-connection.js';
 import { MESSAGE_PREFIX } from './postgres-snapshotter.js';
-import { describePostgresTable } from './postgres-table-catalog.js';
+import { describePostgresTable, describePostgresTables } from './postgres-table-catalog.js';
 
 /** How often the last acknowledged position is sent at most (each commit acknowledges). */
 const STATUS_INTERVAL_MS = 1000;
+/** How often the catalog is compared with the tables' known columns (see `changedSchemas`). */
+const SCHEMA_CHECK_INTERVAL_MS = 5000;
 
 export class PostgresStreamer implements Streamer {
   readonly slot: string;
@@ -77,11 +85,28 @@ export class PostgresStreamer implements Streamer {
           name: relation.name,
           objectId: relation.relationId,
           replicaIdColumns: keyColumns,
+          // From the catalog, as the snapshotter describes tables, so both compare equal.
+          ...(table?.descriptor.columns ? { columns: table.descriptor.columns } : {}),
         };
         descriptors.set(relation.relationId, descriptor);
         return descriptor;
       };
       const tableOf = (relation: PgoutputRelation) => descriptors.get(relation.relationId)!;
+      // Logical decoding carries no DDL: a column dropped (or added with a default) changes
+      // every row without a change event, and the next relation message only comes with the
+      // table's next row change. So the catalog is compared now and then between transactions.
+      let lastSchemaCheck = Date.now();
+      const changedSchemas = async (): Promise<ChangeEvent[]> => {
+        const current = await describePostgresTables(admin, [...descriptors.keys()], this.context.config.tag);
+        const changed: ChangeEvent[] = [];
+        for (const [oid, known] of descriptors) {
+          const now = current.get(oid)?.descriptor;
+          if (!now || sameColumns(known.columns, now.columns)) continue;
+          descriptors.set(oid, now);
+          changed.push({ type: 'schema', table: now });
+        }
+        return changed;
+      };
 
       for await (const frames of replication.start({
         slot: this.slot,
@@ -141,6 +166,10 @@ export class PostgresStreamer implements Streamer {
             default:
               break;
           }
+        }
+        if (!inTransaction && Date.now() - lastSchemaCheck >= SCHEMA_CHECK_INTERVAL_MS && descriptors.size > 0) {
+          lastSchemaCheck = Date.now();
+          events.push(...(await changedSchemas()));
         }
         if (events.length > 0) yield events;
       }

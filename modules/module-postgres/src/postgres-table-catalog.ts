@@ -20,14 +20,15 @@ interface CatalogRow {
   schema: string;
   name: string;
   replident: 'd' | 'n' | 'f' | 'i';
-  columns: { name: string; type: number; key: boolean }[];
+  columns: { name: string; type: number; typmod: number; hasDefault: boolean }[];
   pk: string[] | null;
   ri: string[] | null;
 }
 
 const CATALOG_QUERY = `
   SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relreplident AS replident,
-    (SELECT json_agg(json_build_object('name', a.attname, 'type', a.atttypid::int) ORDER BY a.attnum)
+    (SELECT json_agg(json_build_object('name', a.attname, 'type', a.atttypid::int, 'typmod', a.atttypmod,
+                                       'hasDefault', a.atthasdef OR a.atthasmissing) ORDER BY a.attnum)
        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
     (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
        FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
@@ -64,6 +65,11 @@ function toTable(row: CatalogRow, tag: string): PostgresTable {
       name: row.name,
       objectId: row.oid,
       replicaIdColumns: keyColumns,
+      columns: row.columns.map((c) => ({
+        name: c.name,
+        type: c.typmod >= 0 ? `${c.type}(${c.typmod})` : String(c.type),
+        hasDefault: c.hasDefault,
+      })),
     },
   };
 }
@@ -92,8 +98,17 @@ export async function describePostgresTable(
   oid: number,
   tag: string,
 ): Promise<PostgresTable | undefined> {
-  const { rows } = await client.query<CatalogRow>(`${CATALOG_QUERY} c.oid = $1`, [oid]);
-  return rows[0] ? toTable(rows[0], tag) : undefined;
+  return (await describePostgresTables(client, [oid], tag)).get(oid);
+}
+
+/** Tables by relation oid, in one query; tables that no longer exist are absent. */
+export async function describePostgresTables(
+  client: pg.ClientBase,
+  oids: readonly number[],
+  tag: string,
+): Promise<Map<number, PostgresTable>> {
+  const { rows } = await client.query<CatalogRow>(`${CATALOG_QUERY} c.oid = ANY($1::oid[])`, [oids]);
+  return new Map(rows.map((row) => [row.oid, toTable(row, tag)]));
 }
 
 /**

@@ -116,7 +116,16 @@ async function createPostgresHarness(options: { sourceUrl: string; storageUrl: s
 
     async addColumn(table, column) {
       const type = column.type === 'integer' ? 'int8' : 'text';
-      await source.query(`ALTER TABLE ${qualified(table)} ADD COLUMN ${quoteIdent(column.name)} ${type}`);
+      const value = column.defaultValue;
+      const defaultClause =
+        value === undefined ? '' : ` DEFAULT ${typeof value === 'number' ? value : `'${value.replace(/'/g, "''")}'`}`;
+      await source.query(
+        `ALTER TABLE ${qualified(table)} ADD COLUMN ${quoteIdent(column.name)} ${type}${defaultClause}`,
+      );
+    },
+
+    async dropColumn(table, column) {
+      await source.query(`ALTER TABLE ${qualified(table)} DROP COLUMN ${quoteIdent(column)}`);
     },
 
     async setKey(table, columns) {

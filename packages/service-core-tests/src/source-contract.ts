@@ -488,6 +488,53 @@ export function defineSourceContract(factory: SourceHarnessFactory): void {
         await s.expectBucketsMatchSource();
       });
 
+      scenario(
+        'a dropped column leaves every stored row, even when the table is not written again',
+        ['addColumn', 'columnRewrite'],
+        async () => {
+          const s = await setup([
+            { name: 'items', key: 'integer', initialRows: 300 },
+            { name: 'others', key: 'integer', initialRows: 10 },
+          ]);
+          s.start({ chunkSize: 100 });
+          await s.waitForCheckpoint();
+          await s.h.addColumn('items', { name: 'note', type: 'text' });
+          await s.h.update('items', [{ key: { id: 5 }, set: { note: 'soon gone' } }]);
+          await s.waitForCheckpoint();
+          expect((await bucketOf(s, 'u0', 'items')).get('5')).toMatchObject({ note: 'soon gone' });
+
+          await s.h.dropColumn('items', 'note');
+          // Writes to another table only: no change event mentions items again.
+          let next = 100;
+          await waitFor(
+            async () => {
+              await s.h.insert('others', [rowOf('integer', next++)]);
+              await s.waitForCheckpoint();
+              const row = (await bucketOf(s, 'u0', 'items')).get('5');
+              return row && !('note' in row) ? true : undefined;
+            },
+            () => 'the dropped column is still on stored rows',
+          );
+          await s.expectBucketsMatchSource();
+        },
+      );
+
+      scenario('a column added with a default reaches the rows already there', ['columnRewrite'], async () => {
+        const s = await setup([{ name: 'items', key: 'integer', initialRows: 300 }]);
+        s.start({ chunkSize: 100 });
+        await s.waitForCheckpoint();
+        await s.h.addColumn('items', { name: 'score', type: 'integer', defaultValue: 7 });
+        await s.h.insert('items', [rowOf('integer', 400)]);
+        await waitFor(
+          async () => {
+            await s.waitForCheckpoint();
+            return (await bucketOf(s, 'u0', 'items')).get('5')?.score === 7 ? true : undefined;
+          },
+          () => 'rows copied before the column was added never got its default',
+        );
+        await s.expectBucketsMatchSource();
+      });
+
       scenario('a primary key change gives the table a new identity that is copied again', ['keyChange'], async () => {
         const s = await setup([{ name: 'items', key: 'integer', initialRows: 500 }]);
         const run = s.start({ chunkSize: 100 });

@@ -31,6 +31,8 @@ export type SourceContractFeature =
   | 'addTableWhileStreaming'
   | 'truncate'
   | 'addColumn'
+  /** A column is dropped, or added with a default (`dropColumn`, `addColumn` with `defaultValue`). */
+  | 'columnRewrite'
   /** The key columns of a replicated table change (`setKey`). */
   | 'keyChange';
 
@@ -87,8 +89,14 @@ export interface SourceHarness {
   /** Removes every row of the table in one source operation (SQL TRUNCATE where there is one). */
   truncate(table: string): Promise<void>;
 
-  /** Adds a nullable column. */
-  addColumn(table: string, column: { name: string; type: 'text' | 'integer' }): Promise<void>;
+  /** Adds a nullable column; with `defaultValue`, rows already there get that value. */
+  addColumn(
+    table: string,
+    column: { name: string; type: 'text' | 'integer'; defaultValue?: string | number },
+  ): Promise<void>;
+
+  /** Drops a column (rows already there lose it, without a change event for them). */
+  dropColumn(table: string, column: string): Promise<void>;
 
   /** Replaces the table's key (primary key) with `columns`. */
   setKey(table: string, columns: readonly string[]): Promise<void>;

@@ -395,6 +395,45 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         expect(changed.replaced.map((t) => t.id)).toEqual([todos.id]);
       });
 
+      it('a column change that alters stored rows gives a new identity; one that does not is recorded', async () => {
+        const { config, todos } = await ready();
+        const col = (name: string, hasDefault = false) => ({ name, type: 'text', hasDefault });
+        const describe = (columns: { name: string; type: string; hasDefault: boolean }[]) =>
+          config.resolveTable({
+            schema: 'public',
+            name: 'todos',
+            replicaIdColumns: ['id'],
+            objectId: 'todos',
+            columns,
+          });
+        const first = await describe([col('id'), col('title')]);
+        expect(first.created).toBe(false);
+        expect(first.table.id).toBe(todos.id);
+        expect(first.table.columns).toEqual([col('id'), col('title')]);
+
+        // A column added without a default changes no stored row: same identity, columns recorded.
+        const added = await describe([col('id'), col('title'), col('note')]);
+        expect(added.created).toBe(false);
+        expect(added.table.id).toBe(todos.id);
+        expect(added.table.columns?.map((c) => c.name)).toEqual(['id', 'title', 'note']);
+
+        // A dropped column changed every stored row: a new identity to copy, replacing the old.
+        const dropped = await describe([col('id'), col('note')]);
+        expect(dropped.created).toBe(true);
+        expect(dropped.table.snapshotDone).toBe(false);
+        expect(dropped.replaced.map((t) => t.id)).toEqual([todos.id]);
+
+        // Clients had the table: no checkpoint shows it half copied.
+        const batch = config.createWriteBatch();
+        await batch.drop(dropped.replaced);
+        const blocked = await batch.commit(pos(3));
+        expect(blocked.checkpointCreated).toBe(false);
+        expect(blocked.blockedBy).toContain('being copied again');
+        await batch.markTableSnapshotDone([dropped.table], pos(4));
+        expect((await batch.commit(pos(5))).checkpointCreated).toBe(true);
+        await batch.close();
+      });
+
       it('stores and serves large rows whole, and skips a row over the size limit with ROW_TOO_LARGE', async () => {
         const errors: ServiceError[] = [];
         const { config, todos } = await ready(GLOBAL_TODOS, { maxRowBytes: 2 * 1024 * 1024 });

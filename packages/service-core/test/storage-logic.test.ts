@@ -2,6 +2,7 @@ import { ServiceError } from '@bucketsync/service-errors';
 import { describe, expect, it } from 'vitest';
 import {
   addChecksums,
+  columnsChangeNeedsCopy,
   diffParameterLookups,
   diffRowBuckets,
   formatOpId,
@@ -12,6 +13,7 @@ import {
   putChecksum,
   removeChecksum,
   replicaKey,
+  sameColumns,
   sumChecksums,
 } from '../src/index.js';
 
@@ -107,5 +109,38 @@ describe('row diffs', () => {
       { lookup: 'L2', outputs: [{ team: 't' }] },
       { lookup: 'L1', outputs: [] },
     ]);
+  });
+});
+
+describe('column changes', () => {
+  const col = (name: string, type = 'text', hasDefault = false) => ({ name, type, hasDefault });
+  const base = [col('id', 'int8'), col('title'), col('done', 'bool', true)];
+
+  it('needs a copy when a column is dropped or retyped: stored rows changed without change events', () => {
+    expect(columnsChangeNeedsCopy(base, [col('id', 'int8'), col('done', 'bool', true)])).toBe(true);
+    expect(columnsChangeNeedsCopy(base, [col('id', 'int8'), col('title', 'varchar'), col('done', 'bool', true)])).toBe(
+      true,
+    );
+  });
+
+  it('needs a copy for a new column with a default, not for one without', () => {
+    expect(columnsChangeNeedsCopy(base, [...base, col('score', 'int4', true)])).toBe(true);
+    expect(columnsChangeNeedsCopy(base, [...base, col('note')])).toBe(false);
+  });
+
+  it('needs no copy when a column gets a default later, or when either side does not know its columns', () => {
+    expect(
+      columnsChangeNeedsCopy(base, [col('id', 'int8'), col('title', 'text', true), col('done', 'bool', true)]),
+    ).toBe(false);
+    expect(columnsChangeNeedsCopy(undefined, base)).toBe(false);
+    expect(columnsChangeNeedsCopy(base, undefined)).toBe(false);
+  });
+
+  it('compares column lists by name, type, default and order', () => {
+    expect(sameColumns(base, [...base])).toBe(true);
+    expect(sameColumns(base, [...base].reverse())).toBe(false);
+    expect(sameColumns(base, [col('id', 'int8'), col('title', 'text', true), col('done', 'bool', true)])).toBe(false);
+    expect(sameColumns(undefined, undefined)).toBe(true);
+    expect(sameColumns(undefined, base)).toBe(false);
   });
 });

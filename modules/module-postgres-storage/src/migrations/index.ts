@@ -6,6 +6,7 @@
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type pg from 'pg';
 import { initialSchema } from './001-initial-schema.js';
+import { sourceTableColumns } from './002-source-table-columns.js';
 
 /**
  * Persisted storage format version (the highest migration).
@@ -14,8 +15,9 @@ import { initialSchema } from './001-initial-schema.js';
  * - 1: initial schema (sync configs, source tables with `rows_version` for the write batch's
  *   key tracking, ops, per-bucket running checksums (`bucket_checksums`), current rows with
  *   tombstones, parameter index, custom and managed write checkpoints).
+ * - 2: `source_tables.columns`, so column changes that alter stored rows trigger a fresh copy.
  */
-export const STORAGE_VERSION = 1;
+export const STORAGE_VERSION = 2;
 
 /** One schema migration: `up` returns SQL for the quoted schema name. */
 export interface Migration {
@@ -24,7 +26,10 @@ export interface Migration {
   up(schema: string): string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial schema', up: initialSchema }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial schema', up: initialSchema },
+  { version: 2, name: 'source table columns', up: sourceTableColumns },
+];
 
 /** Quotes an identifier for SQL. */
 export function quoteIdentifier(name: string): string {

@@ -8,6 +8,7 @@
 import { sleep, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, isRetryable, ServiceError } from '@bucketsync/service-errors';
 import type { SourceTableDescriptor, StoredTable } from '../storage/storage-types.js';
+import { sameColumns } from '../storage/table-columns.js';
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
 import type { WriteBatch, WriteBatchHooks } from '../storage/write-batch.js';
 import type { ChangeEvent } from './change-event.js';
@@ -37,11 +38,13 @@ function tableKey(table: { schema: string; name: string; connectionTag?: string 
   return `${table.connectionTag ?? 'default'}\u0000${table.schema}\u0000${table.name}`;
 }
 
-function sameIdentity(a: SourceTableDescriptor, b: SourceTableDescriptor): boolean {
+/** Nothing storage needs to hear about changed: same identity, key and columns. */
+function sameDescription(a: SourceTableDescriptor, b: SourceTableDescriptor): boolean {
   return (
     String(a.objectId ?? '') === String(b.objectId ?? '') &&
     a.replicaIdColumns.length === b.replicaIdColumns.length &&
-    a.replicaIdColumns.every((c, i) => c === b.replicaIdColumns[i])
+    a.replicaIdColumns.every((c, i) => c === b.replicaIdColumns[i]) &&
+    (b.columns === undefined || sameColumns(a.columns, b.columns))
   );
 }
 
@@ -266,7 +269,7 @@ export class ReplicationCoordinator {
     queue: SnapshotQueue,
   ): Promise<StoredTable | undefined> {
     const known = this.tables.get(tableKey(descriptor));
-    if (known && sameIdentity(known, descriptor)) return known;
+    if (known && sameDescription(known, descriptor)) return known;
     const { syncConfig } = this.options.storage;
     if (!syncConfig.tableIsRelevant(descriptor) && !syncConfig.tableHasParameterQueries(descriptor)) return undefined;
     const table = await this.resolve(descriptor, batch);

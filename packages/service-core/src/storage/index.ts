@@ -17,6 +17,7 @@ export {
   type ParameterEntryChange,
   type RowBucketDiff,
 } from './row-diff.js';
+export { columnsChangeNeedsCopy, sameColumns } from './table-columns.js';
 export type * from './storage-types.js';
 export type * from './sync-config-storage.js';
 export type * from './write-batch.js';

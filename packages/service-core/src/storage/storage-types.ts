@@ -67,6 +67,21 @@ export interface SourceTableDescriptor {
   readonly objectId?: string | number;
   /** Columns that identify a row (primary key or replica identity), in key order. */
   readonly replicaIdColumns: readonly string[];
+  /**
+   * The table's columns, when the source can tell. Some schema changes alter existing rows
+   * without any change event (a dropped or retyped column, a column added with a default);
+   * such a change gives the table a new identity and a fresh copy (see `columnsChangeNeedsCopy`).
+   */
+  readonly columns?: readonly SourceColumn[];
+}
+
+/** A source column as far as replication cares: its name, type and whether it has a default. */
+export interface SourceColumn {
+  readonly name: string;
+  /** The source's name or id of the type (compared for equality only). */
+  readonly type: string;
+  /** Existing rows got a value when the column was added (a default, or a table rewrite). */
+  readonly hasDefault: boolean;
 }
 
 /** Snapshot progress of one table, saved after each flushed chunk so a restart resumes. */

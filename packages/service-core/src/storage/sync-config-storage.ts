@@ -111,10 +111,12 @@ export interface SyncConfigStorage {
   readonly syncConfig: StorageSyncConfig;
 
   /**
-   * Returns the storage identity of a source table, creating a new one when the table is new
-   * or its object id / key columns changed (older identities are returned in `replaced`).
-   * Called by the coordinator on every schema (relation) event and when listing tables for
-   * the snapshot. A new identity starts with its snapshot pending.
+   * Returns the storage identity of a source table, creating a new one when the table is new,
+   * its object id / key columns changed, or its columns changed in a way that can alter
+   * existing rows (`columnsChangeNeedsCopy`); older identities are returned in `replaced`.
+   * Other column changes are recorded on the existing identity. Called by the coordinator on
+   * every schema (relation) event and when listing tables for the snapshot. A new identity
+   * starts with its snapshot pending.
    */
   resolveTable(descriptor: SourceTableDescriptor): Promise<ResolvedTable>;
 
