@@ -267,7 +267,10 @@ export class PreparedFlush {
           table,
           key,
         );
-        return;
+        // The row's data is skipped, but it is saved as in no bucket: a version that was small
+        // enough before leaves its buckets (REMOVE) instead of staying on clients, stale.
+        outputs = [];
+        break;
       }
       const checksum = putChecksum({ table: out.table, id: out.id, subkey }, json);
       // One string per line: a native buffer write per field would cost more than the bytes.

@@ -171,7 +171,7 @@ export class PostgresStorage implements BucketStorage {
 
   async acquireReplicationLock(
     configId: number,
-    options: { holder: string; ttlMs?: number },
+    options: { holder: string; ttlMs?: number; takeOver?: (currentHolder: string) => boolean },
   ): Promise<ReplicationLock | undefined> {
     const ttl = options.ttlMs ?? 60_000;
     const s = this.ctx.schema;
@@ -183,7 +183,9 @@ export class PostgresStorage implements BucketStorage {
       );
       return rowCount === 1;
     };
-    if (!(await take(false))) return undefined;
+    if (!(await take(false)) && !(await this.takeOverLock(configId, options.holder, ttl, options.takeOver))) {
+      return undefined;
+    }
     let released = false;
     return {
       configId,
@@ -208,6 +210,29 @@ export class PostgresStorage implements BucketStorage {
         );
       },
     };
+  }
+
+  /** Takes a held lock over when `takeOver` says its holder is gone (compare-and-set on the holder). */
+  private async takeOverLock(
+    configId: number,
+    holder: string,
+    ttl: number,
+    takeOver: ((currentHolder: string) => boolean) | undefined,
+  ): Promise<boolean> {
+    if (!takeOver) return false;
+    const s = this.ctx.schema;
+    const { rows } = await this.query<{ lock_holder: string | null }>(
+      `SELECT lock_holder FROM ${s}.sync_configs WHERE id = $1`,
+      [configId],
+    );
+    const current = rows[0]?.lock_holder;
+    if (!current || !takeOver(current)) return false;
+    const { rowCount } = await this.query(
+      `UPDATE ${s}.sync_configs SET lock_holder = $2, lock_expires_at = now() + $3 * interval '1 millisecond'
+        WHERE id = $1 AND lock_holder = $4`,
+      [configId, holder, ttl, current],
+    );
+    return rowCount === 1;
   }
 
   async restartReplication(configId: number): Promise<SyncConfigStorage> {

@@ -188,7 +188,8 @@ export class PostgresWriteBatch implements WriteBatch {
 
   private rowError(error: ServiceError, table: StoredTable, key: string): void {
     if (this.options.onRowError) this.options.onRowError(error, { table, key });
-    else this.storage.ctx.logger.warn('row skipped', { error, table: `${table.schema}.${table.name}`, key });
+    // An error, not a warning: clients miss this row (or keep none of it) until it changes.
+    else this.storage.ctx.logger.error('row skipped', { error, table: `${table.schema}.${table.name}`, key });
   }
 
   /** One flush transaction; the batch adopts the key sets it extended only once it committed. */

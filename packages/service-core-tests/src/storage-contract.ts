@@ -629,6 +629,23 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         await expect(first!.refresh()).rejects.toBeInstanceOf(ServiceError);
       });
 
+      it('a held lock is taken over at once when the caller judges its holder gone', async () => {
+        const { storage, config } = await deploy(GLOBAL_TODOS);
+        const crashed = await storage.acquireReplicationLock(config.configId, { holder: 'crashed' });
+        expect(crashed).toBeDefined();
+        const asked: string[] = [];
+        const refused = await storage.acquireReplicationLock(config.configId, {
+          holder: 'next',
+          takeOver: (current) => (asked.push(current), false),
+        });
+        expect(refused).toBeUndefined();
+        expect(asked).toEqual(['crashed']);
+        const next = await storage.acquireReplicationLock(config.configId, { holder: 'next', takeOver: () => true });
+        expect(next?.holder).toBe('next');
+        await expect(crashed!.refresh()).rejects.toBeInstanceOf(ServiceError);
+        await next!.release();
+      });
+
       it('reports the last replication error in status until the next checkpoint', async () => {
         const { config, batch } = await ready();
         await config.reportError(new Error('source went away'));

@@ -5,9 +5,8 @@
  * closes client streams, stops replication (finishing the in-flight flush, releasing the
  * replication lock) and closes storage.
  */
-import { hostname } from 'node:os';
 import { createLogger, type Logger } from '@bucketsync/lib-services';
-import { createSyncServer, ReplicationEngine, TokenVerifier } from '@bucketsync/service-core';
+import { createSyncServer, lockHolderName, ReplicationEngine, TokenVerifier } from '@bucketsync/service-core';
 import { ServiceError } from '@bucketsync/service-errors';
 import { parseSyncConfig, type SyncConfig } from '@bucketsync/sync-rules';
 import { loadServiceConfig, type ServiceConfig } from '../service-config.js';
@@ -107,7 +106,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
           return { patterns: rules.sourceTables, edition: rules.edition };
         },
         logger,
-        holder: `${hostname()}:${process.pid}`,
+        holder: lockHolderName(),
         replicationIdPrefix: config.storage.identity,
       });
       tasks.push(engine.run(abort.signal).then(() => logger.info('replication stopped')));

@@ -9,6 +9,7 @@ import { sleep, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type { BucketStorage, ReplicationLock } from '../storage/bucket-storage.js';
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
+import { holderIsDeadLocalProcess } from './lock-holder.js';
 import { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
 import type { SourceModule, SourceTablePattern } from './source-module.js';
 
@@ -64,6 +65,12 @@ export class ReplicationEngine<Config> {
           this.jobs.delete(configId);
           await this.retire(configId);
         }
+        // A config whose history was lost has no job; once its fresh copy replaced it, retire it too.
+        for (const configId of this.historyLost) {
+          if (wantedIds.has(configId)) continue;
+          this.historyLost.delete(configId);
+          await this.retire(configId);
+        }
         for (const config of wanted) {
           if (!this.jobs.has(config.configId) && !this.historyLost.has(config.configId)) {
             await this.startJob(config, signal);
@@ -86,7 +93,15 @@ export class ReplicationEngine<Config> {
 
   private async startJob(config: SyncConfigStorage, signal: AbortSignal): Promise<void> {
     const { storage, logger, holder } = this.options;
-    const lock = await storage.acquireReplicationLock(config.configId, { holder });
+    const lock = await storage.acquireReplicationLock(config.configId, {
+      holder,
+      takeOver: (current) => {
+        const dead = holderIsDeadLocalProcess(current, holder);
+        if (dead)
+          logger.info('taking over the replication lock of a process that no longer runs', { previous: current });
+        return dead;
+      },
+    });
     if (!lock) {
       if (!this.lockWaitLogged.has(config.configId)) {
         logger.info('another process replicates this sync config; waiting for its lock', { configId: config.configId });
@@ -129,11 +144,21 @@ export class ReplicationEngine<Config> {
       await coordinator.run(signal);
     } catch (e) {
       if (e instanceof ServiceError && e.code === ErrorCode.SOURCE_HISTORY_LOST) {
-        log.warn('the source lost the history replication needs; starting a fresh copy while clients keep syncing', {
+        log.error('the source lost the history replication needs; starting a fresh copy while clients keep syncing', {
           error: e,
         });
         this.historyLost.add(config.configId);
-        await storage.restartReplication(config.configId);
+        // Its stream resources (an invalidated slot) can never be used again: drop them now.
+        await streamer.destroy().catch((d: unknown) => log.warn('could not drop the replication stream', { error: d }));
+        try {
+          const fresh = await storage.restartReplication(config.configId);
+          log.info('started the fresh copy as a new sync config', { freshConfigId: fresh.configId });
+        } catch (r) {
+          // Storage is unreachable: the next round replicates this config again, fails the same way and retries this.
+          log.error('could not start the fresh copy; retrying later', { error: r });
+          this.historyLost.delete(config.configId);
+          await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
+        }
       } else {
         log.error('replication of this sync config stopped; retrying later', {
           error: e,

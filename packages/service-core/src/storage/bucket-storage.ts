@@ -52,7 +52,12 @@ export interface BucketStorage {
    */
   acquireReplicationLock(
     configId: number,
-    options: { holder: string; ttlMs?: number },
+    options: {
+      holder: string;
+      ttlMs?: number;
+      /** Called with the current holder of an unexpired lease: true takes the lock over (a crashed holder). */
+      takeOver?: (currentHolder: string) => boolean;
+    },
   ): Promise<ReplicationLock | undefined>;
 
   /**

@@ -85,8 +85,9 @@ export interface WriteBatchOptions {
   readonly hooks?: WriteBatchHooks;
   /**
    * Called for a row that is skipped because of bad input (larger than the row size limit:
-   * ROW_TOO_LARGE; the sync config could not evaluate it). Default: log a warning. The batch
-   * never throws for a bad row: one row must not stop replication.
+   * ROW_TOO_LARGE; the sync config could not evaluate it). Default: log an error naming the
+   * table and the row's key. The batch never throws for a bad row: one row must not stop
+   * replication.
    */
   readonly onRowError?: (error: ServiceError, row: { table: StoredTable; key: string }) => void;
   /** Saves buffered before an automatic flush. Default 10,000; bounds memory. */
