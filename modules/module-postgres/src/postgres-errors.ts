@@ -7,19 +7,29 @@ import { classifyPostgresError } from '@bucketsync/lib-postgres';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 
 export function classifyPostgresSourceError(error: unknown, doing: string, slot?: string): ServiceError {
-  const e = error as { code?: string; message?: string };
+  const e = error as { code?: string; message?: string; detail?: string };
   const message = e?.message ?? '';
-  if (
+  const detail = e?.detail ?? '';
+  let cause: string | undefined;
+  if (slot && e?.code === '42704' && /replication slot/.test(message)) {
+    cause = `it was dropped (${message})`;
+  } else if (
     slot &&
-    ((e?.code === '42704' && /replication slot/.test(message)) ||
-      /can no longer get changes from replication slot|has been invalidated|requested WAL segment .* has already been removed/.test(
-        message,
-      ))
+    // Postgres 13-15 say "cannot read from", 16+ "can no longer get changes from"; the detail says why.
+    /can no longer get changes from replication slot|cannot read from logical replication slot|has been invalidated/.test(
+      `${message} ${detail}`,
+    )
   ) {
+    cause = `it was invalidated (${detail || message})`;
+  } else if (slot && /requested WAL segment .* has already been removed/.test(message)) {
+    cause = `the WAL it needs was removed (${message})`;
+  }
+  if (cause) {
     return new ServiceError(
       ErrorCode.SOURCE_HISTORY_LOST,
-      `replication slot "${slot}" is gone or was invalidated (${message}). The server removed WAL that replication had not read yet, ` +
-        'usually because BucketSync was stopped or behind for longer than max_slot_wal_keep_size allows; raise it (or set -1) to keep WAL longer',
+      `replication slot "${slot}" is gone or was invalidated: ${cause}. If it recurs, raise max_slot_wal_keep_size ` +
+        '(or set -1): the server invalidates a slot once BucketSync is stopped or behind by more WAL than that; ' +
+        "and make sure nothing else drops BucketSync's slots",
       { cause: error },
     );
   }

@@ -21,7 +21,7 @@ import { PostgresPgoutputDecoder, type PgoutputRelation, type PgoutputTuple } fr
 import { lsnToPosition, parseLsn } from './postgres-position.js';
 import { PostgresReplicationConnection } from './postgres-replication-connection.js';
 import { MESSAGE_PREFIX } from './postgres-snapshotter.js';
-import { describePostgresTable, describePostgresTables } from './postgres-table-catalog.js';
+import { describePostgresTable, describePostgresTables, sourceColumn } from './postgres-table-catalog.js';
 
 /** How often the last acknowledged position is sent at most (each commit acknowledges). */
 const STATUS_INTERVAL_MS = 1000;
@@ -85,8 +85,16 @@ export class PostgresStreamer implements Streamer {
           name: relation.name,
           objectId: relation.relationId,
           replicaIdColumns: keyColumns,
-          // From the catalog, as the snapshotter describes tables, so both compare equal.
-          ...(table?.descriptor.columns ? { columns: table.descriptor.columns } : {}),
+          // The columns as of this point of the stream (the catalog may be further on), with
+          // whether each has a default from the catalog.
+          columns: relation.columns.map((c) =>
+            sourceColumn(
+              c.name,
+              c.typeOid,
+              c.typeMod,
+              table?.descriptor.columns?.find((k) => k.name === c.name)?.hasDefault ?? false,
+            ),
+          ),
         };
         descriptors.set(relation.relationId, descriptor);
         return descriptor;
@@ -167,7 +175,14 @@ export class PostgresStreamer implements Streamer {
               break;
           }
         }
-        if (!inTransaction && Date.now() - lastSchemaCheck >= SCHEMA_CHECK_INTERVAL_MS && descriptors.size > 0) {
+        // Only when caught up (a keepalive came): behind, the catalog is ahead of the stream.
+        const caughtUp = frames.some((f) => f.kind === 'keepalive');
+        if (
+          caughtUp &&
+          !inTransaction &&
+          Date.now() - lastSchemaCheck >= SCHEMA_CHECK_INTERVAL_MS &&
+          descriptors.size
+        ) {
           lastSchemaCheck = Date.now();
           events.push(...(await changedSchemas()));
         }

@@ -4,7 +4,7 @@
  * and publication coverage. The snapshotter and the streamer both use it, so a table has
  * the same identity whichever of them sees it first.
  */
-import type { SourceTableDescriptor, SourceTablePattern } from '@bucketsync/service-core';
+import type { SourceColumn, SourceTableDescriptor, SourceTablePattern } from '@bucketsync/service-core';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type pg from 'pg';
 import type { PostgresTableShape } from './postgres-table-reader.js';
@@ -20,7 +20,7 @@ interface CatalogRow {
   schema: string;
   name: string;
   replident: 'd' | 'n' | 'f' | 'i';
-  columns: { name: string; type: number; typmod: number; hasDefault: boolean }[];
+  columns: { name: string; type: number; typmod: number; hasDefault: boolean; generated: boolean }[];
   pk: string[] | null;
   ri: string[] | null;
 }
@@ -28,7 +28,8 @@ interface CatalogRow {
 const CATALOG_QUERY = `
   SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relreplident AS replident,
     (SELECT json_agg(json_build_object('name', a.attname, 'type', a.atttypid::int, 'typmod', a.atttypmod,
-                                       'hasDefault', a.atthasdef OR a.atthasmissing) ORDER BY a.attnum)
+                                       'hasDefault', a.atthasdef OR a.atthasmissing,
+                                       'generated', a.attgenerated <> '') ORDER BY a.attnum)
        FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
     (SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[], a.attnum))
        FROM pg_index i JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY (i.indkey)
@@ -65,13 +66,15 @@ function toTable(row: CatalogRow, tag: string): PostgresTable {
       name: row.name,
       objectId: row.oid,
       replicaIdColumns: keyColumns,
-      columns: row.columns.map((c) => ({
-        name: c.name,
-        type: c.typmod >= 0 ? `${c.type}(${c.typmod})` : String(c.type),
-        hasDefault: c.hasDefault,
-      })),
+      // As a relation message lists them (pgoutput leaves generated columns out).
+      columns: row.columns.filter((c) => !c.generated).map((c) => sourceColumn(c.name, c.type, c.typmod, c.hasDefault)),
     },
   };
+}
+
+/** A column as replication compares it: `type` is the type oid, with the type modifier if any. */
+export function sourceColumn(name: string, typeOid: number, typeMod: number, hasDefault: boolean): SourceColumn {
+  return { name, type: typeMod >= 0 ? `${typeOid}(${typeMod})` : String(typeOid), hasDefault };
 }
 
 /** Tables matching the sync config's patterns (exact names or `prefix%` wildcards). */

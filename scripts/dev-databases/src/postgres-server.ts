@@ -37,7 +37,8 @@ export const POSTGRES_SETTINGS: Record<string, string> = {
   max_wal_senders: '64',
   max_connections: '300',
   fsync: 'off',
-  synchronous_commit: 'off',
+  // Not `synchronous_commit: off`: WAL senders only send flushed WAL, so asynchronous commits
+  // would reach logical replication up to wal_writer_delay (200 ms) late.
   full_page_writes: 'off',
   listen_addresses: '127.0.0.1',
   unix_socket_directories: '',

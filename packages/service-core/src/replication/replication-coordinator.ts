@@ -116,7 +116,7 @@ export class ReplicationCoordinator {
       }
 
       for (const descriptor of await snapshotter.listTables(this.options.patterns, signal)) {
-        const table = await this.resolve(descriptor, control);
+        const table = await this.resolve(descriptor, control, queue);
         if (table && !table.snapshotDone) queue.add(table);
       }
       status = await storage.getStatus();
@@ -272,17 +272,24 @@ export class ReplicationCoordinator {
     if (known && sameDescription(known, descriptor)) return known;
     const { syncConfig } = this.options.storage;
     if (!syncConfig.tableIsRelevant(descriptor) && !syncConfig.tableHasParameterQueries(descriptor)) return undefined;
-    const table = await this.resolve(descriptor, batch);
+    const table = await this.resolve(descriptor, batch, queue);
     if (table && !table.snapshotDone) queue.add(table);
     return table;
   }
 
-  private async resolve(descriptor: SourceTableDescriptor, batch: WriteBatch): Promise<StoredTable | undefined> {
+  private async resolve(
+    descriptor: SourceTableDescriptor,
+    batch: WriteBatch,
+    queue: SnapshotQueue,
+  ): Promise<StoredTable | undefined> {
     const { table, replaced, created } = await this.options.storage.resolveTable(descriptor);
     if (replaced.length > 0) {
       this.options.logger.info('table identity changed; dropping the old one and copying again', {
         table: `${descriptor.schema}.${descriptor.name}`,
       });
+      // A copy of a replaced identity still running would write rows after the drop, where
+      // nothing removes them again: stop it first.
+      await queue.cancel(replaced);
       await batch.drop(replaced);
     }
     let current = table;

@@ -45,43 +45,71 @@ export class ReplicationEngine<Config> {
   private readonly lockWaitLogged = new Set<number>();
   /** Configs whose source history is gone: they keep serving but are not replicated again. */
   private readonly historyLost = new Set<number>();
+  /** Stopped configs whose stream resources and storage are still to be cleaned up. */
+  private readonly toRetire = new Set<number>();
 
   constructor(private readonly options: ReplicationEngineOptions<Config>) {}
 
-  /** Runs until `signal` aborts, then stops every job (finishing in-flight flushes, releasing locks). */
+  /**
+   * Runs until `signal` aborts, then stops every job (finishing in-flight flushes, releasing
+   * locks). A round that fails (bucket storage unreachable) is tried again after the poll
+   * interval; running jobs retry on their own meanwhile.
+   */
   async run(signal: AbortSignal): Promise<void> {
-    const { storage, logger } = this.options;
+    const { logger } = this.options;
+    const pollMs = this.options.pollIntervalMs ?? 2000;
+    let failing = false;
     try {
       while (!signal.aborted) {
-        const wanted = [await storage.getActiveSyncConfig(), await storage.getProcessingSyncConfig()].filter(
-          (c): c is SyncConfigStorage => c !== undefined,
-        );
-        const wantedIds = new Set(wanted.map((c) => c.configId));
-        for (const [configId, job] of this.jobs) {
-          if (wantedIds.has(configId)) continue;
-          logger.info('sync config replaced; stopping its replication', { configId });
-          job.abort.abort();
-          await job.done;
-          this.jobs.delete(configId);
-          await this.retire(configId);
+        try {
+          await this.round(signal);
+          if (failing) logger.info('checking which sync configs to replicate works again');
+          failing = false;
+        } catch (e) {
+          // Once per outage: the jobs log their own retries.
+          if (!failing)
+            logger.warn('could not check which sync configs to replicate; retrying', { error: e, retryInMs: pollMs });
+          failing = true;
         }
-        // A config whose history was lost has no job; once its fresh copy replaced it, retire it too.
-        for (const configId of this.historyLost) {
-          if (wantedIds.has(configId)) continue;
-          this.historyLost.delete(configId);
-          await this.retire(configId);
-        }
-        for (const config of wanted) {
-          if (!this.jobs.has(config.configId) && !this.historyLost.has(config.configId)) {
-            await this.startJob(config, signal);
-          }
-        }
-        await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
+        await sleep(pollMs, signal).catch(() => undefined);
       }
     } finally {
       for (const job of this.jobs.values()) job.abort.abort();
       await Promise.all([...this.jobs.values()].map((j) => j.done));
       this.jobs.clear();
+    }
+  }
+
+  /** One round: stop and retire replaced configs, start jobs for the wanted ones. */
+  private async round(signal: AbortSignal): Promise<void> {
+    const { storage, logger } = this.options;
+    const wanted = [await storage.getActiveSyncConfig(), await storage.getProcessingSyncConfig()].filter(
+      (c): c is SyncConfigStorage => c !== undefined,
+    );
+    const wantedIds = new Set(wanted.map((c) => c.configId));
+    for (const [configId, job] of this.jobs) {
+      if (wantedIds.has(configId)) continue;
+      logger.info('sync config replaced; stopping its replication', { configId });
+      job.abort.abort();
+      await job.done;
+      this.jobs.delete(configId);
+      this.toRetire.add(configId);
+    }
+    // A config whose history was lost has no job; once its fresh copy replaced it, retire it too.
+    for (const configId of this.historyLost) {
+      if (wantedIds.has(configId)) continue;
+      this.historyLost.delete(configId);
+      this.toRetire.add(configId);
+    }
+    // Kept until done: a retirement that failed is tried again next round.
+    for (const configId of this.toRetire) {
+      await this.retire(configId);
+      this.toRetire.delete(configId);
+    }
+    for (const config of wanted) {
+      if (!this.jobs.has(config.configId) && !this.historyLost.has(config.configId)) {
+        await this.startJob(config, signal);
+      }
     }
   }
 

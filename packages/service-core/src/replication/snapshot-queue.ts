@@ -39,6 +39,10 @@ export class SnapshotQueue {
   private readonly inflight = new Map<number, readonly SqliteRow[]>();
   /** Per table id: truncates the stream applied (see `truncated`). */
   private readonly truncations = new Map<number, number>();
+  /** Replaced identities whose copy must not write any more (see `cancel`). */
+  private readonly cancelled = new Set<number>();
+  /** Running copies by table id. */
+  private readonly running = new Map<number, Promise<void>>();
 
   constructor(private readonly options: SnapshotQueueOptions) {
     this.concurrency = Math.max(1, options.concurrency ?? 2);
@@ -72,6 +76,24 @@ export class SnapshotQueue {
     return this.inflight.get(table.id) ?? [];
   }
 
+  /**
+   * Stops the copies of `tables`, identities a schema change replaced: queued ones never start
+   * and running ones stop before their next write. Resolves when none of them can write any
+   * more, so the coordinator can drop their rows without a late chunk bringing some back.
+   */
+  async cancel(tables: readonly StoredTable[]): Promise<void> {
+    for (const table of tables) {
+      this.cancelled.add(table.id);
+      const index = this.pending.findIndex((p) => p.id === table.id);
+      if (index >= 0) {
+        this.pending.splice(index, 1);
+        this.queuedIds.delete(table.id);
+      }
+    }
+    await Promise.all(tables.map((t) => this.running.get(t.id)));
+    this.notifyIfIdle();
+  }
+
   /** Resolves when nothing is queued or running; rejects with the first copy failure. */
   whenIdle(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -85,20 +107,26 @@ export class SnapshotQueue {
     while (this.active < this.concurrency && this.pending.length > 0 && !this.failure) {
       const table = this.pending.shift()!;
       this.active++;
-      void this.copy(table)
+      const run = this.copy(table)
         .catch((e: unknown) => {
           this.failure ??= e;
         })
         .finally(() => {
           this.active--;
           this.queuedIds.delete(table.id);
-          if (this.failure || this.size === 0) {
-            const waiters = this.idleWaiters;
-            this.idleWaiters = [];
-            for (const w of waiters) w();
-          }
+          this.running.delete(table.id);
+          this.notifyIfIdle();
           this.pump();
         });
+      this.running.set(table.id, run);
+    }
+  }
+
+  private notifyIfIdle(): void {
+    if (this.failure || this.size === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
     }
   }
 
@@ -123,6 +151,10 @@ export class SnapshotQueue {
         signal,
         ...(afterKey !== undefined ? { afterKey } : {}),
       })) {
+        if (this.cancelled.has(table.id)) {
+          log.info('table copy stopped: a schema change replaced the table', { copiedRows: copied });
+          return;
+        }
         // Truncated while this chunk was read: drop its rows (see `truncated`), keep the key.
         if (truncations() === truncationsBeforeRead) {
           this.inflight.set(table.id, chunk.rows);
@@ -143,6 +175,7 @@ export class SnapshotQueue {
           ...(total ? { estimatedTotalRows: total, percent: Math.min(100, Math.round((copied / total) * 100)) } : {}),
         });
       }
+      if (this.cancelled.has(table.id)) return;
       const boundary = await snapshotter.currentPosition(signal);
       await batch.markTableSnapshotDone([current], boundary);
       const seconds = (Date.now() - started) / 1000;
