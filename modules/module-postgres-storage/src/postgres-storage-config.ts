@@ -60,18 +60,37 @@ export function normalisePostgresStorageConfig(raw: unknown, source = 'storage')
   };
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'EPIPE',
+]);
+/**
+ * SQLSTATE classes of a server that is unavailable for now: 08 connection exception, 53
+ * insufficient resources, 57 operator intervention (shutting down, starting up, restarting).
+ */
+const UNAVAILABLE_SQLSTATE_CLASSES = new Set(['08', '53', '57']);
+/** Driver errors without a code for a connection that was lost or could not be made in time. */
+const LOST_CONNECTION = /Connection terminated|not queryable|timeout exceeded when trying to connect/i;
 
 /**
- * Translates a driver error into a ServiceError: connection problems and missing databases
- * become STORAGE_UNREACHABLE naming the URI; a ServiceError passes through unchanged.
+ * Translates a driver error into a ServiceError: connection problems (refused, lost, the
+ * server shutting down or restarting) and missing databases become STORAGE_UNREACHABLE
+ * naming the URI, retryable unless retrying cannot help; a ServiceError passes through unchanged.
  */
 export function translatePostgresError(error: unknown, uri: string): ServiceError {
   if (error instanceof ServiceError) return error;
   const e = error as { code?: string; message?: string };
   const where = redactUri(uri);
   const reason = (e.message ?? String(error)).split('\n')[0];
-  if (e.code && CONNECTION_CODES.has(e.code)) {
+  if (
+    (e.code && (CONNECTION_CODES.has(e.code) || UNAVAILABLE_SQLSTATE_CLASSES.has(e.code.slice(0, 2)))) ||
+    (!e.code && LOST_CONNECTION.test(reason ?? ''))
+  ) {
     return new ServiceError(ErrorCode.STORAGE_UNREACHABLE, `${where}: ${reason}`, { cause: error });
   }
   if (e.code === '28P01' || e.code === '28000' || e.code === '3D000') {

@@ -326,15 +326,18 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
           !columnsChangeNeedsCopy(r.columns ?? undefined, descriptor.columns),
       );
       if (same) {
+        // Other live identities are leftovers of a replacement whose drop was interrupted (a
+        // crash between creating the new identity and dropping the old): replace them again.
+        const replaced = rows.filter((r) => r.id !== same.id).map(toStoredTable);
         if (descriptor.columns === undefined || sameColumns(same.columns ?? undefined, descriptor.columns)) {
-          return { table: toStoredTable(same), replaced: [], created: false };
+          return { table: toStoredTable(same), replaced, created: false };
         }
         // Changed columns that left stored rows as they were (e.g. a column added without a default).
         const updated = await client.query<RawTableRow>(
           `UPDATE ${this.ctx.schema}.source_tables SET columns = $2 WHERE id = $1 RETURNING *`,
           [same.id, JSON.stringify(descriptor.columns)],
         );
-        return { table: toStoredTable(updated.rows[0]!), replaced: [], created: false };
+        return { table: toStoredTable(updated.rows[0]!), replaced, created: false };
       }
       const inserted = await client.query<RawTableRow>(
         `INSERT INTO ${this.ctx.schema}.source_tables

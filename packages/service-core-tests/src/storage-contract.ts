@@ -423,6 +423,12 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         expect(dropped.table.snapshotDone).toBe(false);
         expect(dropped.replaced.map((t) => t.id)).toEqual([todos.id]);
 
+        // A crash before the old identity was dropped: the next description replaces it again.
+        const again = await describe([col('id'), col('note')]);
+        expect(again.created).toBe(false);
+        expect(again.table.id).toBe(dropped.table.id);
+        expect(again.replaced.map((t) => t.id)).toEqual([todos.id]);
+
         // Clients had the table: no checkpoint shows it half copied.
         const batch = config.createWriteBatch();
         await batch.drop(dropped.replaced);

@@ -97,6 +97,20 @@ export class PowerSyncClient {
     );
   }
 
+  /** The SDK's buckets and stream subscriptions, for a mismatch report. */
+  async describeState(): Promise<string> {
+    const buckets = await this.db.getAll<{ name: string; count: number }>(
+      'SELECT name, count_at_last + count_since_last AS count FROM ps_buckets ORDER BY name',
+    );
+    const streams = await this.db.getAll<{ stream_name: string; local_params: string | null; active: number }>(
+      'SELECT stream_name, local_params, active FROM ps_stream_subscriptions ORDER BY id',
+    );
+    return (
+      `buckets ${buckets.map((b) => `${b.name}(${b.count})`).join(', ') || 'none'}; ` +
+      `subscriptions ${streams.map((s) => `${s.stream_name}${s.local_params ?? ''}${s.active ? '' : ' (inactive)'}`).join(', ') || 'none'}`
+    );
+  }
+
   async close(): Promise<void> {
     for (const tag of this.tags) this.unsubscribe(tag);
     await this.disconnect().catch(() => undefined);

@@ -314,10 +314,15 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
           if (!firstDifference(expected, actual)) break;
           if (Date.now() > deadline) {
             const d = firstDifference(expected, actual)!;
+            // What the service serves this user now, to tell a service fault from a client one.
+            const served = await testClientFetch(endpoint.url, await endpoint.token(client.user), client.tags);
+            const servedDiff = served.rows ? firstDifference(expected, served.rows) : undefined;
             throw fail(
               `@powersync/node client ${client.user} (streams ${JSON.stringify(client.tags)}) did not converge within ` +
-                `${(options.convergeTimeoutMs ?? 120_000) / 1000} s; first diverging row: ${describeDifference(d)}; ` +
-                `status: ${client.db.currentStatus.getMessage()}`,
+                `${(options.convergeTimeoutMs ?? 120_000) / 1000} s; first diverging row: ${describeDifference(d)}\n` +
+                `  client: ${client.db.currentStatus.getMessage()}; ${await client.describeState()}\n` +
+                `  the test-client now gets: ${served.ok ? `${served.buckets} buckets, checksums verified` : served.message}; ` +
+                (servedDiff ? `first diverging row: ${describeDifference(servedDiff)}` : 'rows equal to the oracle'),
             );
           }
           await sleep(250);
@@ -429,7 +434,7 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
     log(`\nMISMATCH (seed ${options.seed}):\n${report.mismatches.join('\n')}\n\nlast operations:\n${tail}`);
     log(
       `\nKept for inspection in ${target}: operations.log, service.log, clients/ (SQLite), source/pgdata and ` +
-        `storage/pgdata (start one with: postgres -D <pgdata> -p <port>, as the postgres user).`,
+        `storage/pgdata (start one as the postgres user with: postgres -D <pgdata> -p <port> -c wal_level=logical).`,
     );
   }
   rmSync(runDir, { recursive: true, force: true });

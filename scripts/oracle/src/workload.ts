@@ -110,8 +110,8 @@ export class WorkloadGenerator {
       label: `burst: insert ${rows} docs into ${group}`,
       statements: [
         {
-          sql: `INSERT INTO docs (id, group_id, title, body) SELECT md5(${tag} || n)::uuid, $1, 'burst ' || n,
-                  CASE WHEN n % 10 = 0 THEN ${LARGE_TEXT(`${tag} || n`)} ELSE 'small ' || n END
+          sql: `INSERT INTO docs (id, group_id, title, body) SELECT md5(${tag} || ':' || n)::uuid, $1, 'burst ' || n,
+                  CASE WHEN n % 10 = 0 THEN ${LARGE_TEXT(`${tag} || ':' || n`)} ELSE 'small ' || n END
                 FROM generate_series(1, ${rows}) n`,
           params: [group],
         },
@@ -332,8 +332,8 @@ export async function createSourceData(
   const tag = `'${rng.seed}-initial'`;
   await client.query(
     `INSERT INTO docs (id, group_id, title, body, version)
-       SELECT md5(${tag} || n)::uuid, 'g' || (n % ${GROUPS.length}), 'doc ' || n,
-              CASE WHEN n % 10 = 0 THEN ${LARGE_TEXT(`${tag} || n`)} ELSE 'small ' || n END, 0
+       SELECT md5(${tag} || ':' || n)::uuid, 'g' || (n % ${GROUPS.length}), 'doc ' || n,
+              CASE WHEN n % 10 = 0 THEN ${LARGE_TEXT(`${tag} || ':' || n`)} ELSE 'small ' || n END, 0
        FROM generate_series(1, ${size.docs}) n`,
   );
   await client.query(

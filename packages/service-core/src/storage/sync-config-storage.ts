@@ -38,7 +38,10 @@ export interface SyncConfigStatus {
 /** A new table identity plus the older identities of the same table it replaces. */
 export interface ResolvedTable {
   readonly table: StoredTable;
-  /** Older identities (different object id or key columns) the coordinator must `drop`. */
+  /**
+   * Older live identities of the same table the coordinator must `drop`: the ones this call
+   * replaced, and any a crash left behind between creating a new identity and dropping the old.
+   */
   readonly replaced: readonly StoredTable[];
   /** True when this identity was created by this call (it needs a snapshot). */
   readonly created: boolean;

@@ -127,10 +127,15 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   const stopWatch = () => watchAbort.abort();
   signal.addEventListener('abort', stopWatch, { once: true });
   const watchedConfig = config;
+  // Without its watch a stream never sends a newer checkpoint: a failed watch (storage
+  // unreachable) ends the stream, so the client reconnects instead of waiting on a dead one.
+  let watchFailure: unknown;
   const watcher = (async () => {
     for await (const _event of watchedConfig.watchCheckpoints(watchAbort.signal)) wake.wake('checkpoint');
   })().catch((e: unknown) => {
-    if (!watchAbort.signal.aborted) logger.warn('checkpoint watch ended', { error: e });
+    if (watchAbort.signal.aborted) return;
+    watchFailure = e ?? new Error('the checkpoint watch failed');
+    wake.wake('keepalive');
   });
   const keepaliveTimer = setInterval(() => wake.wake('keepalive'), keepaliveMs);
   // End promptly when the token expires, not at the next keepalive.
@@ -161,6 +166,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
     while (!signal.aborted) {
       await wake.next(signal);
       if (signal.aborted) break;
+      if (watchFailure !== undefined) throw watchFailure;
       if (configChanged) {
         logger.info('the sync config changed; ending the stream so the client reconnects', { from: config.configId });
         return;
