@@ -519,6 +519,67 @@ export function defineSourceContract(factory: SourceHarnessFactory): void {
         },
       );
 
+      scenario(
+        'a column dropped and added again before the stream gets there still copies the table again',
+        ['addColumn', 'columnRewrite'],
+        async () => {
+          const s = await setup([{ name: 'items', key: 'integer', initialRows: 300 }]);
+          const first = s.start({ chunkSize: 100 });
+          await s.waitForCheckpoint();
+          await s.h.addColumn('items', { name: 'note', type: 'text' });
+          await s.h.update('items', [{ key: { id: 5 }, set: { note: 'gone with the column' } }]);
+          await s.waitForCheckpoint();
+          await first.stop();
+
+          // While replication is down the column goes and comes back: the catalog then looks as
+          // before, only the stream's description of the table between the two tells.
+          await s.h.dropColumn('items', 'note');
+          await s.h.update('items', [{ key: { id: 6 }, set: { title: 'after the drop' } }]);
+          await s.h.addColumn('items', { name: 'note', type: 'text' });
+          await s.h.update('items', [{ key: { id: 7 }, set: { title: 'after the new column' } }]);
+          s.start({ chunkSize: 100 });
+          await waitFor(
+            async () => {
+              await s.waitForCheckpoint();
+              const row = (await bucketOf(s, 'u0', 'items')).get('5');
+              return row && row.note == null ? true : undefined;
+            },
+            () => 'a value of the dropped column is still stored',
+          );
+          await s.expectBucketsMatchSource();
+        },
+      );
+
+      scenario('a copy of a replaced identity stops before its rows are dropped', ['keyChange'], async () => {
+        const s = await setup([{ name: 'items', key: 'integer', initialRows: 1000 }]);
+        const run = s.start({ chunkSize: 200 });
+        // Hold the first copy before its second chunk while the key changes.
+        let reached!: () => void;
+        let release!: () => void;
+        const atGate = new Promise<void>((resolve) => (reached = resolve));
+        const gate = new Promise<void>((resolve) => (release = resolve));
+        let copies = 0;
+        run.snapshotter.beforeChunk = async (table, index) => {
+          if (table !== 'items' || index !== 1 || ++copies > 1) return;
+          reached();
+          await gate;
+        };
+        await atGate;
+        await s.h.setKey('items', ['id', 'owner']);
+        await s.h.update('items', [{ key: { id: 7, owner: 'u2' }, set: { title: 'after the key change' } }]);
+        await waitFor(
+          async () => (s.logs.some((l) => l.message.startsWith('table identity changed')) ? true : undefined),
+          () => 'the stream never replaced the table identity',
+        );
+        // The old copy goes on only now: none of what it read may land after the drop.
+        release();
+        await s.waitForCheckpoint();
+        expect(s.logs.some((l) => l.message === 'table copy stopped: a schema change replaced the table')).toBe(true);
+        const tables = (await s.config.getStatus()).tables.filter((t) => t.name === 'items');
+        expect(tables.map((t) => [...t.replicaIdColumns])).toEqual([['id', 'owner']]);
+        await s.expectBucketsMatchSource();
+      });
+
       scenario('a column added with a default reaches the rows already there', ['columnRewrite'], async () => {
         const s = await setup([{ name: 'items', key: 'integer', initialRows: 300 }]);
         s.start({ chunkSize: 100 });

@@ -116,8 +116,7 @@ export class ReplicationCoordinator {
       }
 
       for (const descriptor of await snapshotter.listTables(this.options.patterns, signal)) {
-        const table = await this.resolve(descriptor, control, queue);
-        if (table && !table.snapshotDone) queue.add(table);
+        await this.resolve(descriptor, control, queue);
       }
       status = await storage.getStatus();
 
@@ -272,29 +271,35 @@ export class ReplicationCoordinator {
     if (known && sameDescription(known, descriptor)) return known;
     const { syncConfig } = this.options.storage;
     if (!syncConfig.tableIsRelevant(descriptor) && !syncConfig.tableHasParameterQueries(descriptor)) return undefined;
-    const table = await this.resolve(descriptor, batch, queue);
-    if (table && !table.snapshotDone) queue.add(table);
-    return table;
+    return this.resolve(descriptor, batch, queue);
   }
 
+  /** Resolves the table in storage, drops identities it replaced, and queues its copy if pending. */
   private async resolve(
     descriptor: SourceTableDescriptor,
     batch: WriteBatch,
     queue: SnapshotQueue,
-  ): Promise<StoredTable | undefined> {
-    const { table, replaced, created } = await this.options.storage.resolveTable(descriptor);
-    if (replaced.length > 0) {
-      this.options.logger.info('table identity changed; dropping the old one and copying again', {
-        table: `${descriptor.schema}.${descriptor.name}`,
-      });
-      // A copy of a replaced identity still running would write rows after the drop, where
-      // nothing removes them again: stop it first.
-      await queue.cancel(replaced);
-      await batch.drop(replaced);
+  ): Promise<StoredTable> {
+    // Not idle until the new identity is queued: the snapshot must not be marked done between.
+    const release = queue.hold();
+    try {
+      const { table, replaced, created } = await this.options.storage.resolveTable(descriptor);
+      if (replaced.length > 0) {
+        this.options.logger.info('table identity changed; dropping the old one and copying again', {
+          table: `${descriptor.schema}.${descriptor.name}`,
+        });
+        // A copy of a replaced identity still running would write rows after the drop, where
+        // nothing removes them again: stop it first.
+        await queue.cancel(replaced);
+        await batch.drop(replaced);
+      }
+      let current = table;
+      if (created && !table.snapshotDone) current = await batch.markTableSnapshotRequired(table);
+      this.tables.set(tableKey(descriptor), current);
+      if (!current.snapshotDone) queue.add(current);
+      return current;
+    } finally {
+      release();
     }
-    let current = table;
-    if (created && !table.snapshotDone) current = await batch.markTableSnapshotRequired(table);
-    this.tables.set(tableKey(descriptor), current);
-    return current;
   }
 }

@@ -43,6 +43,7 @@ export class SnapshotQueue {
   private readonly cancelled = new Set<number>();
   /** Running copies by table id. */
   private readonly running = new Map<number, Promise<void>>();
+  private holds = 0;
 
   constructor(private readonly options: SnapshotQueueOptions) {
     this.concurrency = Math.max(1, options.concurrency ?? 2);
@@ -57,9 +58,25 @@ export class SnapshotQueue {
     this.pump();
   }
 
-  /** Number of tables queued or being copied. */
+  /** Number of tables queued or being copied, plus holds (see `hold`). */
   get size(): number {
-    return this.pending.length + this.active;
+    return this.pending.length + this.active + this.holds;
+  }
+
+  /**
+   * Keeps the queue from counting as idle until the returned release is called: the
+   * coordinator holds it while it replaces a table identity, between stopping the old copy
+   * and queueing the new one, so the snapshot is not marked done in between.
+   */
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+      this.notifyIfIdle();
+    };
   }
 
   /**
