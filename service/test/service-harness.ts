@@ -17,15 +17,19 @@ export interface ServiceHarness {
   id: string;
   key: { kty: string; alg: string; kid: string; k: string };
   schema: string;
+  /** Schema of this service's bucket storage (in the storage database). */
+  storageSchema: string;
   endpoint: string;
   source: pg.Client;
   output: () => string;
+  /** The exit code once the process exited, else null. */
+  exitCode: () => number | null;
   token(sub: string, options?: { expiresInSeconds?: number; claims?: Record<string, unknown> }): Promise<string>;
   waitForLog(text: string, count?: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<number | null>;
 }
 
-export async function startService(options: {
+export interface ServiceOptions {
   sourceUrl: string;
   storageUrl: string;
   /** SQL run in the fresh schema (`search_path` is set to it). */
@@ -38,24 +42,14 @@ export async function startService(options: {
   sharing?: ServiceHarness;
   /** Wait for this log line (default: the first consistent checkpoint). */
   readyWhen?: string;
-}): Promise<ServiceHarness> {
-  const id = options.sharing?.id ?? `${process.pid}_${randomBytes(3).toString('hex')}`;
-  const schema = `e2e_${id}`;
-  const source = new pg.Client({ connectionString: options.sourceUrl });
-  await source.connect();
-  if (!options.sharing) {
-    await source.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema};`);
-    await source.query(options.setupSql);
-    await source.query(`CREATE PUBLICATION pub_${id} FOR TABLES IN SCHEMA ${schema}`);
-  }
+  /** Extra keys of the `storage` section (e.g. `{ max_row_bytes: 2048 }`). */
+  storageConfig?: Record<string, string | number>;
+}
 
-  const key = options.sharing?.key ?? {
-    kty: 'oct',
-    alg: 'HS256',
-    kid: 'dev',
-    k: randomBytes(32).toString('base64url'),
-  };
+/** Writes the config files of a service (shared source and storage when `options.sharing`); returns the config file. */
+function writeServiceConfig(options: ServiceOptions, id: string, key: ServiceHarness['key']): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'bucketsync-e2e-'));
+  const schema = `e2e_${id}`;
   writeFileSync(path.join(dir, 'sync.yaml'), options.syncConfig.replaceAll('$schema', schema));
   writeFileSync(
     path.join(dir, 'config.yaml'),
@@ -69,6 +63,7 @@ export async function startService(options: {
       '  type: postgresql',
       `  uri: ${options.storageUrl}`,
       `  schema: st_${id}`,
+      ...Object.entries(options.storageConfig ?? {}).map(([k, v]) => `  ${k}: ${v}`),
       'sync_config:',
       '  path: sync.yaml',
       'client_auth:',
@@ -80,35 +75,78 @@ export async function startService(options: {
       options.extraConfig ?? '',
     ].join('\n'),
   );
+  return path.join(dir, 'config.yaml');
+}
 
-  let output = '';
-  const child: ChildProcess = spawn(bin, ['start', '-c', path.join(dir, 'config.yaml')], {
+function spawnService(configFile: string) {
+  const process_ = { output: '' };
+  const child: ChildProcess = spawn(bin, ['start', '-c', configFile], {
     env: { ...process.env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout!.on('data', (d) => (process_.output += d));
+  child.stderr!.on('data', (d) => (process_.output += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, output: () => process_.output };
+}
+
+function newKey(): ServiceHarness['key'] {
+  return { kty: 'oct', alg: 'HS256', kid: 'dev', k: randomBytes(32).toString('base64url') };
+}
+
+/**
+ * Runs a service on the source and storage of `options.sharing` and waits for it to exit
+ * (for configs it must refuse). Returns its exit code and output; kills it after `timeoutMs`.
+ */
+export async function runServiceToExit(
+  options: ServiceOptions & { sharing: ServiceHarness },
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; output: string }> {
+  const { child, exited, output } = spawnService(writeServiceConfig(options, options.sharing.id, options.sharing.key));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  try {
+    return { code: await exited, output: output() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function startService(options: ServiceOptions): Promise<ServiceHarness> {
+  const id = options.sharing?.id ?? `${process.pid}_${randomBytes(3).toString('hex')}`;
+  const schema = `e2e_${id}`;
+  const source = new pg.Client({ connectionString: options.sourceUrl });
+  await source.connect();
+  if (!options.sharing) {
+    await source.query(`CREATE SCHEMA ${schema}; SET search_path = ${schema};`);
+    await source.query(options.setupSql);
+    await source.query(`CREATE PUBLICATION pub_${id} FOR TABLES IN SCHEMA ${schema}`);
+  }
+
+  const key = options.sharing?.key ?? newKey();
+  const { child, exited, output } = spawnService(writeServiceConfig(options, id, key));
 
   const waitForLog = async (text: string, count = 1, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;
-    while (output.split(text).length - 1 < count) {
-      if (Date.now() > deadline) throw new Error(`"${text}" was not logged within ${timeoutMs} ms; output:\n${output}`);
-      if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}); output:\n${output}`);
+    while (output().split(text).length - 1 < count) {
+      if (Date.now() > deadline)
+        throw new Error(`"${text}" was not logged within ${timeoutMs} ms; output:\n${output()}`);
+      if (child.exitCode !== null) throw new Error(`the service exited (${child.exitCode}); output:\n${output()}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
   await waitForLog('serving clients on');
-  const port = /"port":(\d+)/.exec(output.slice(output.indexOf('serving clients on')))![1];
+  const port = /"port":(\d+)/.exec(output().slice(output().indexOf('serving clients on')))![1];
   await waitForLog(options.readyWhen ?? 'first consistent checkpoint');
 
   return {
     id,
     key,
     schema,
+    storageSchema: `st_${id}`,
     endpoint: `http://127.0.0.1:${port}`,
     source,
-    output: () => output,
+    output,
+    exitCode: () => child.exitCode,
     token: (sub, o = {}) =>
       signDevToken({
         key,

@@ -41,6 +41,10 @@ function clientConfig(options: PostgresConnectOptions): pg.ClientConfig {
 /** Connects one client; a failure becomes a ServiceError naming the server (without the password). */
 export async function connectPostgres(options: PostgresConnectOptions): Promise<pg.Client> {
   const client = new pg.Client(clientConfig(options));
+  // The driver emits 'error' on every unexpected disconnect (a terminated backend, a server
+  // restart), even when a running query also fails with it; unhandled, it ends the process.
+  // The running query, or the next one, reports the failure to the caller instead.
+  client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (e) {

@@ -4,6 +4,8 @@
  * test-client CLI, which verifies every bucket checksum of the checkpoint it reaches.
  */
 import { execFile } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
 import {
   column,
   PowerSyncDatabase,
@@ -42,12 +44,14 @@ export class PowerSyncClient {
   /** Warnings and errors the SDK logged that mention checksums (a failed checkpoint). */
   readonly checksumFailures: string[] = [];
   connected = false;
+  readonly logFile: string;
 
   constructor(
     readonly user: string,
     directory: string,
     private readonly endpoint: Endpoint,
   ) {
+    this.logFile = path.join(directory, `${user}.sdk.log`);
     this.db = new PowerSyncDatabase({
       schema,
       // A distinct file name per database: the SDK locks by file name.
@@ -55,6 +59,9 @@ export class PowerSyncClient {
       logger: {
         log: (record) => {
           if (record.level >= 40 && /checksum/i.test(record.message)) this.checksumFailures.push(record.message);
+          // Everything the SDK says, for a mismatch report.
+          const error = record.error === undefined ? '' : ` ${String(record.error)}`;
+          appendFileSync(this.logFile, `${new Date().toISOString()} ${record.level} ${record.message}${error}\n`);
         },
       },
     });
@@ -82,8 +89,16 @@ export class PowerSyncClient {
 
   async subscribe(tag: string): Promise<void> {
     if (this.subscriptions.has(tag)) return;
-    // ttl 0: rows leave as soon as the subscription ends, so the oracle knows what to expect.
-    this.subscriptions.set(tag, await this.db.syncStream('tagged', { tag }).subscribe({ ttl: 0 }));
+    // The default ttl: an ended subscription stays requested (and its rows cached) for a day.
+    this.subscriptions.set(tag, await this.db.syncStream('tagged', { tag }).subscribe());
+  }
+
+  /** The tags of stream `tagged` the SDK requests: its subscriptions, including ended ones not yet expired. */
+  async requestedTags(): Promise<string[]> {
+    const rows = await this.db.getAll<{ local_params: string }>(
+      "SELECT local_params FROM ps_stream_subscriptions WHERE stream_name = 'tagged'",
+    );
+    return rows.map((r) => (JSON.parse(r.local_params) as { tag: string }).tag).sort();
   }
 
   unsubscribe(tag: string): void {

@@ -221,9 +221,13 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
     await client?.end().catch(() => undefined);
   };
 
-  const fault = async (kind: FaultKind) => {
+  const fault = async (kind: FaultKind, planned = false) => {
     switch (kind) {
       case 'kill-service': {
+        // A planned kill aims at streaming (round 0 has the one inside the initial snapshot);
+        // schema changes start copies, so wait a little for none to be running.
+        const deadline = Date.now() + (planned ? 10_000 : 0);
+        while (service.copiesInFlight > 0 && Date.now() < deadline) await sleep(20);
         const during = service.copiesInFlight > 0 ? 'during-snapshot' : 'during-streaming';
         opLog(`FAULT kill the service (SIGKILL, ${during})`);
         await service.kill();
@@ -295,6 +299,7 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
 
   /** Stops the world, then compares every client with the oracle. */
   const verify = async (round: number) => {
+    if (service.unexpectedExit) throw fail(service.unexpectedExit);
     if (!service.running) await service.start();
     for (const c of clients) await c.connect();
     const db = new pg.Client({ connectionString: sourceUrl });
@@ -306,7 +311,9 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
         [`round ${round}`],
       );
       for (const client of clients) {
-        const expected = await expectedRows(db, client.user, client.tags);
+        // What the client asks for: its subscriptions, plus ended ones still within their ttl.
+        const tags = await client.requestedTags();
+        const expected = await expectedRows(db, client.user, tags);
         const deadline = Date.now() + (options.convergeTimeoutMs ?? 120_000);
         let actual: ClientRows;
         for (;;) {
@@ -315,10 +322,10 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
           if (Date.now() > deadline) {
             const d = firstDifference(expected, actual)!;
             // What the service serves this user now, to tell a service fault from a client one.
-            const served = await testClientFetch(endpoint.url, await endpoint.token(client.user), client.tags);
+            const served = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
             const servedDiff = served.rows ? firstDifference(expected, served.rows) : undefined;
             throw fail(
-              `@powersync/node client ${client.user} (streams ${JSON.stringify(client.tags)}) did not converge within ` +
+              `@powersync/node client ${client.user} (streams ${JSON.stringify(tags)}) did not converge within ` +
                 `${(options.convergeTimeoutMs ?? 120_000) / 1000} s; first diverging row: ${describeDifference(d)}\n` +
                 `  client: ${client.db.currentStatus.getMessage()}; ${await client.describeState()}\n` +
                 `  the test-client now gets: ${served.ok ? `${served.buckets} buckets, checksums verified` : served.message}; ` +
@@ -335,17 +342,17 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
           );
         }
 
-        let fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), client.tags);
+        let fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
         for (let attempt = 1; !fetched.ok && !fetched.checksumMismatch && attempt < 3; attempt++) {
           await sleep(1000);
-          fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), client.tags);
+          fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
         }
-        if (!fetched.ok) throw fail(`test-client as ${client.user} ${JSON.stringify(client.tags)}: ${fetched.message}`);
+        if (!fetched.ok) throw fail(`test-client as ${client.user} ${JSON.stringify(tags)}: ${fetched.message}`);
         report.checkpointsVerified++;
         const d = firstDifference(expected, fetched.rows!);
         if (d)
           throw fail(
-            `test-client as ${client.user} ${JSON.stringify(client.tags)}: first diverging row: ${describeDifference(d)}`,
+            `test-client as ${client.user} ${JSON.stringify(tags)}: first diverging row: ${describeDifference(d)}`,
           );
         report.comparisons++;
         report.rowsCompared += countRows(expected);
@@ -384,9 +391,9 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
       if (options.rounds === undefined && options.durationMs === undefined) break;
       report.rounds = round;
       const roundMs = options.roundMs ?? faultRng.int(4000, 12_000);
-      const faults: FaultKind[] =
-        plan.length > 0 ? [plan.shift()!] : faultRng.chance(0.85) ? [faultRng.pick(FAULT_KINDS)] : [];
-      if (plan.length === 0 && faultRng.chance(0.2)) faults.push(faultRng.pick(FAULT_KINDS));
+      const planned = plan.length > 0;
+      const faults: FaultKind[] = planned ? [plan.shift()!] : faultRng.chance(0.85) ? [faultRng.pick(FAULT_KINDS)] : [];
+      if (!planned && faultRng.chance(0.2)) faults.push(faultRng.pick(FAULT_KINDS));
       opLog(`ROUND ${round}: ${roundMs} ms, faults ${faults.join(', ') || 'none'}`);
       const stop = new AbortController();
       const workload = runWorkload(stop.signal);
@@ -394,7 +401,7 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
       const injected = (async () => {
         for (const kind of faults) {
           await sleep(faultRng.int(Math.round(roundMs * 0.2), Math.round(roundMs * 0.6)));
-          await fault(kind);
+          await fault(kind, planned);
         }
       })();
       await sleep(roundMs);

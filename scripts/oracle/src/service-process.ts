@@ -17,6 +17,9 @@ export class ServiceProcess {
   /** Output of the current process only. */
   private output = '';
   private starts = 0;
+  private stopping = false;
+  /** Set when the process exited without being killed or stopped: a crash to report. */
+  unexpectedExit: string | undefined;
 
   constructor(
     private readonly configFile: string,
@@ -42,6 +45,12 @@ export class ServiceProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    this.stopping = false;
+    child.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      const tail = this.output.trim().split('\n').slice(-25).join('\n');
+      this.unexpectedExit ??= `the service exited on its own (code ${code}, signal ${signal}); its last output:\n${tail}`;
+    });
     const onData = (d: Buffer) => {
       const text = d.toString();
       this.output += text;
@@ -81,6 +90,7 @@ export class ServiceProcess {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = new Promise((r) => child.once('exit', r));
+    this.stopping = true;
     child.kill('SIGKILL');
     await exited;
   }
@@ -90,6 +100,7 @@ export class ServiceProcess {
     const child = this.child;
     if (!child || !this.running) return;
     const exited = new Promise((r) => child.once('exit', r));
+    this.stopping = true;
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
     await exited;
