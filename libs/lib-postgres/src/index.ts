@@ -3,6 +3,7 @@ export {
   classifyPostgresError,
   connectPostgres,
   createPostgresPool,
+  guardPool,
   redactUri,
   SESSION_SETTINGS,
   type PostgresConnectOptions,

@@ -56,7 +56,18 @@ export async function connectPostgres(options: PostgresConnectOptions): Promise<
 
 /** A pool with the same session settings. */
 export function createPostgresPool(options: PostgresConnectOptions & { max?: number }): pg.Pool {
-  return new pg.Pool({ ...clientConfig(options), max: options.max ?? 10 });
+  return guardPool(new pg.Pool({ ...clientConfig(options), max: options.max ?? 10 }));
+}
+
+/**
+ * Keeps a lost connection from crashing the process. The pool only listens for errors of
+ * idle clients; a checked-out client whose server goes away between two queries emits an
+ * 'error' nobody handles. The failure reaches the caller through its next query instead.
+ */
+export function guardPool(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 /** The URI without its password, for messages and logs. */

@@ -5,7 +5,7 @@
  */
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import pg from 'pg';
-import { redactUri } from '@bucketsync/lib-postgres';
+import { guardPool, redactUri } from '@bucketsync/lib-postgres';
 
 /** Raw config as written in the service config file. */
 export interface PostgresStorageConfig {
@@ -117,8 +117,8 @@ export async function openPostgresPool(config: { uri: string; maxPoolSize: numbe
   } catch (e) {
     throw translatePostgresError(e, config.uri);
   }
-  // An idle client losing its connection must not crash the process.
-  pool.on('error', () => undefined);
+  // A client losing its connection must not crash the process.
+  guardPool(pool);
   try {
     const client = await pool.connect();
     client.release();
