@@ -141,10 +141,11 @@ export class WorkloadGenerator {
       pairDelete: 3,
       memberAdd: 4,
       memberRemove: 4,
-      truncate: 1,
-      createNotes: this.schema.hasNotes ? 0 : 1,
+      // Rare: each truncate empties a table, each column change copies docs again.
+      truncate: 0.3,
+      createNotes: this.schema.hasNotes ? 0 : 0.5,
       noteChange: this.schema.hasNotes ? 5 : 0,
-      toggleExtra: 1,
+      toggleExtra: 0.1,
       extraUpdate: this.schema.hasExtra ? 3 : 0,
     };
     const kind = r.weighted(kinds);
