@@ -40,18 +40,23 @@ const CATALOG_QUERY = `
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p') AND `;
 
+/**
+ * A catalog row as a table. Without a primary key or replica identity the key is empty and
+ * `keyProblem` says how to fix it: that fails replication only for a table the sync config
+ * uses (listing such a table for the sync config throws it at once); a publication may well
+ * hold other tables without a key.
+ */
 function toTable(row: CatalogRow, tag: string): PostgresTable {
   const columns = row.columns.map((c) => ({ name: c.name, typeOid: c.type }));
-  let keyColumns: string[];
+  let keyColumns: string[] = [];
+  let keyProblem: string | undefined;
   if (row.replident === 'i' && row.ri) keyColumns = row.ri;
   else if (row.pk) keyColumns = row.pk;
   else if (row.replident === 'f') keyColumns = columns.map((c) => c.name);
   else {
-    throw new ServiceError(
-      ErrorCode.SOURCE_MISCONFIGURED,
+    keyProblem =
       `table ${row.schema}.${row.name} has no primary key or replica identity, so its updates and deletes cannot be replicated. ` +
-        `Add a primary key, or run: ALTER TABLE "${row.schema}"."${row.name}" REPLICA IDENTITY FULL;`,
-    );
+      `Add a primary key, or run: ALTER TABLE "${row.schema}"."${row.name}" REPLICA IDENTITY FULL;`;
   }
   return {
     oid: row.oid,
@@ -66,6 +71,7 @@ function toTable(row: CatalogRow, tag: string): PostgresTable {
       name: row.name,
       objectId: row.oid,
       replicaIdColumns: keyColumns,
+      ...(keyProblem ? { keyProblem } : {}),
       // As a relation message lists them (pgoutput leaves generated columns out).
       columns: row.columns.filter((c) => !c.generated).map((c) => sourceColumn(c.name, c.type, c.typmod, c.hasDefault)),
     },
@@ -91,6 +97,11 @@ export async function listPostgresTables(
     const like = pattern.isWildcard ? pattern.name.replace(/[\\%_]/g, (m) => `\\${m}`) : pattern.name;
     const { rows } = await client.query<CatalogRow>(`${CATALOG_QUERY} ${condition}`, [pattern.schema, like]);
     for (const row of rows) if (!found.has(row.oid)) found.set(row.oid, toTable(row, tag));
+  }
+  // These are the sync config's tables: one without a key cannot be replicated.
+  for (const table of found.values()) {
+    if (table.descriptor.keyProblem)
+      throw new ServiceError(ErrorCode.SOURCE_MISCONFIGURED, table.descriptor.keyProblem);
   }
   return [...found.values()];
 }

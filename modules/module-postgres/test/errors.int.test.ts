@@ -86,6 +86,27 @@ describeIntegration('postgres', 'Postgres source errors say what is wrong and ho
     );
   });
 
+  it('a published table the sync config does not use may lack a key (an insert-only log)', async () => {
+    h = await createReplicationHarness({
+      sourceUrl,
+      storageUrl,
+      setupSql: 'CREATE TABLE t (id int PRIMARY KEY); CREATE TABLE audit (at timestamptz, what text);',
+      syncConfig: 'bucket_definitions:\n  all:\n    data: [SELECT * FROM $schema.t]\n',
+    });
+    const { done, stop } = h.start({ retry: { initialDelayMs: 50, maxDelayMs: 50 } });
+    await h.waitForHead();
+    // Rows of the key-less table reach the stream (the publication covers the schema).
+    await h.source.query(`INSERT INTO ${h.schema}.audit VALUES (now(), 'a'); INSERT INTO ${h.schema}.t VALUES (2);`);
+    await h.source.query(`INSERT INTO ${h.schema}.audit VALUES (now(), 'b'); INSERT INTO ${h.schema}.t VALUES (3);`);
+    await h.waitForHead();
+    expect([...(await h.bucket('all[]')).keys()].sort()).toEqual(['2', '3']);
+    let failed = false;
+    void done.catch(() => (failed = true));
+    await new Promise((r) => setImmediate(r));
+    expect(failed).toBe(false);
+    await stop();
+  });
+
   it('the slot disappears while replicating: history loss, naming the cause and max_slot_wal_keep_size', async () => {
     h = await createReplicationHarness({
       sourceUrl,

@@ -271,6 +271,13 @@ export class ReplicationCoordinator {
     if (known && sameDescription(known, descriptor)) return known;
     const { syncConfig } = this.options.storage;
     if (!syncConfig.tableIsRelevant(descriptor) && !syncConfig.tableHasParameterQueries(descriptor)) return undefined;
+    if (descriptor.replicaIdColumns.length === 0) {
+      throw new ServiceError(
+        ErrorCode.SOURCE_MISCONFIGURED,
+        descriptor.keyProblem ??
+          `table ${descriptor.schema}.${descriptor.name} has no replica key, so its updates and deletes cannot be replicated`,
+      );
+    }
     return this.resolve(descriptor, batch, queue);
   }
 

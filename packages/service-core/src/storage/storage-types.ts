@@ -73,6 +73,11 @@ export interface SourceTableDescriptor {
    * such a change gives the table a new identity and a fresh copy (see `columnsChangeNeedsCopy`).
    */
   readonly columns?: readonly SourceColumn[];
+  /**
+   * Why the table has no replica key and how to fix it, when `replicaIdColumns` is empty. Such
+   * a table fails replication with this message only if the sync config uses it.
+   */
+  readonly keyProblem?: string;
 }
 
 /** A source column as far as replication cares: its name, type and whether it has a default. */
