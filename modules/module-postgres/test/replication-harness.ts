@@ -10,6 +10,7 @@ import {
   ReplicationCoordinator,
   type ReplicationCoordinatorOptions,
   type SyncConfigStorage,
+  type Snapshotter,
 } from '@bucketsync/service-core';
 import { bucketRows } from '@bucketsync/service-core-tests';
 import { PostgresStorage } from '@bucketsync/module-postgres-storage';
@@ -27,8 +28,11 @@ export interface ReplicationHarness {
   storage: PostgresStorage;
   config: SyncConfigStorage;
   logLines: string[];
-  /** Starts a coordinator in the background; `stop()` aborts it and waits. */
-  start(options?: Partial<ReplicationCoordinatorOptions>): { stop(): Promise<void>; done: Promise<void> };
+  /** Starts a coordinator in the background; `stop()` aborts it and waits. `wrapSnapshotter` can stand between it and the source. */
+  start(
+    options?: Partial<ReplicationCoordinatorOptions>,
+    wrapSnapshotter?: (snapshotter: Snapshotter) => Snapshotter,
+  ): { stop(): Promise<void>; done: Promise<void> };
   /** Waits until storage has a checkpoint at or past the source's current head. */
   waitForHead(timeoutMs?: number): Promise<void>;
   /** The rows of a bucket at the current checkpoint, by row id, as parsed JSON. */
@@ -79,9 +83,10 @@ export async function createReplicationHarness(options: {
     storage,
     config,
     logLines,
-    start(overrides = {}) {
+    start(overrides = {}, wrapSnapshotter) {
       const abort = new AbortController();
-      const snapshotter = new PostgresSnapshotter(context);
+      const real = new PostgresSnapshotter(context);
+      const snapshotter = wrapSnapshotter ? wrapSnapshotter(real) : real;
       const streamer = new PostgresStreamer(context);
       streamers.push(streamer);
       const coordinator = new ReplicationCoordinator({
@@ -95,7 +100,7 @@ export async function createReplicationHarness(options: {
       });
       const done = coordinator.run(abort.signal).finally(async () => {
         await streamer.close();
-        await snapshotter.close();
+        await real.close();
       });
       const stop = async () => {
         abort.abort();

@@ -322,7 +322,7 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
           if (Date.now() > deadline) {
             const d = firstDifference(expected, actual)!;
             // What the service serves this user now, to tell a service fault from a client one.
-            const served = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
+            const served = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags, 120);
             const servedDiff = served.rows ? firstDifference(expected, served.rows) : undefined;
             throw fail(
               `@powersync/node client ${client.user} (streams ${JSON.stringify(tags)}) did not converge within ` +
@@ -342,10 +342,10 @@ export async function runOracle(options: OracleOptions): Promise<OracleReport> {
           );
         }
 
-        let fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
+        let fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags, 120);
         for (let attempt = 1; !fetched.ok && !fetched.checksumMismatch && attempt < 3; attempt++) {
           await sleep(1000);
-          fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags);
+          fetched = await testClientFetch(endpoint.url, await endpoint.token(client.user), tags, 120);
         }
         if (!fetched.ok) throw fail(`test-client as ${client.user} ${JSON.stringify(tags)}: ${fetched.message}`);
         report.checkpointsVerified++;

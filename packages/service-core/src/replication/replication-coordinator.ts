@@ -7,7 +7,7 @@
  */
 import { sleep, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, isRetryable, ServiceError } from '@bucketsync/service-errors';
-import type { SourceTableDescriptor, StoredTable } from '../storage/storage-types.js';
+import type { SourceTableDescriptor, SqliteRow, StoredTable } from '../storage/storage-types.js';
 import { sameColumns } from '../storage/table-columns.js';
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
 import type { WriteBatch, WriteBatchHooks } from '../storage/write-batch.js';
@@ -216,11 +216,15 @@ export class ReplicationCoordinator {
         else {
           let after = event.after;
           if (event.unchangedColumns && event.unchangedColumns.length > 0) {
-            // The source left out unchanged (TOAST) values: take the whole row from the source.
-            // It may be newer than this change; later changes of the row bring it up to date.
-            const [current] = await this.options.snapshotter.readRowsByKey(table, [event.after], signal);
+            const current = await this.readUnchangedValues(table, event.after, signal);
             if (!current) return; // deleted since: its delete follows in the stream
-            after = current;
+            // The values the change carries win: a re-read can be older than the change (its
+            // commit can reach the stream before other sessions see it) or newer (then later
+            // changes of the row bring the rest up to date). Only the left-out values are taken.
+            const unchanged = new Set(event.unchangedColumns);
+            after = { ...current };
+            for (const [column, value] of Object.entries(event.after))
+              if (!unchanged.has(column)) after[column] = value;
           }
           await batch.save({
             tag: 'update',
@@ -254,6 +258,23 @@ export class ReplicationCoordinator {
       case 'commit':
       case 'keepalive':
         return; // boundaries are handled by streamLoop
+    }
+  }
+
+  /**
+   * Reads a row by key for the values an update left out (unchanged TOAST). A row not found may
+   * be deleted (its delete follows in the stream), or its insert may have reached the stream
+   * before it is visible to other sessions: a few short retries tell the two apart.
+   */
+  private async readUnchangedValues(
+    table: StoredTable,
+    key: SqliteRow,
+    signal: AbortSignal,
+  ): Promise<SqliteRow | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const [current] = await this.options.snapshotter.readRowsByKey(table, [key], signal);
+      if (current || attempt >= 4 || signal.aborted) return current;
+      await sleep(20 * 2 ** attempt);
     }
   }
 
