@@ -45,12 +45,6 @@ export interface SoakControl {
   serviceLogCopy?: string;
 }
 
-/**
- * The throwaway cluster's defaults trade durability for speed with synchronous_commit off, which
- * holds commits back from the replication stream until the WAL writer's next round (up to
- * 200 ms): lag that production servers do not have. The soak measures with the default.
- */
-const POSTGRES_OVERRIDES = { synchronous_commit: 'on' };
 
 /** The checked-out commit and whether the work tree has changes. */
 function gitState(): { commit: string; dirty: boolean } | undefined {
@@ -133,7 +127,6 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
       dataDir: path.join(runDir, 'postgres'),
       port: await freePort(),
       databases: ['soak_source', 'soak_storage'],
-      settings: POSTGRES_OVERRIDES,
     });
     const sourceUrl = postgres.databaseUrl('soak_source');
     const source = new pg.Client({ connectionString: sourceUrl });
