@@ -4,7 +4,6 @@
  * history loss, cleanup of stopped configs, managed write checkpoints and teardown.
  */
 import {
-  comparePositions,
   type BucketStorage,
   type DeployResult,
   type ReplicationLock,
@@ -14,7 +13,11 @@ import {
 import { createLogger, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type pg from 'pg';
-import { PostgresCheckpointListener } from './postgres-checkpoint-listener.js';
+import {
+  encodeWriteCheckpointNotification,
+  checkpointChannel,
+  PostgresCheckpointListener,
+} from './postgres-checkpoint-listener.js';
 import {
   normalisePostgresStorageConfig,
   openPostgresPool,
@@ -22,6 +25,7 @@ import {
   type PostgresStorageConfig,
 } from './postgres-storage-config.js';
 import { PostgresSyncConfigStorage, type PostgresStorageContext } from './postgres-sync-config-storage.js';
+import { PostgresWriteCheckpoints } from './postgres-write-checkpoints.js';
 import { quoteIdentifier, runMigrations, type MigrationResult } from './migrations/index.js';
 import { syncRulesEngine } from './sync-rules-engine.js';
 
@@ -58,8 +62,16 @@ export async function migratePostgresStorage(raw: PostgresStorageConfig | unknow
 export class PostgresStorage implements BucketStorage {
   private readonly configs = new Map<number, PostgresSyncConfigStorage>();
   private closed = false;
+  /** The managed write checkpoints every sync connection asks for at every checkpoint. */
+  readonly writeCheckpoints: PostgresWriteCheckpoints;
 
-  private constructor(readonly ctx: PostgresStorageContext) {}
+  private constructor(readonly ctx: PostgresStorageContext) {
+    this.writeCheckpoints = new PostgresWriteCheckpoints({
+      schema: ctx.schema,
+      listener: ctx.listener,
+      query: (sql, params) => this.query(sql, params),
+    });
+  }
 
   /** Opens storage from a `storage` config section; migrates unless `options.migrate` is false. */
   static async open(
@@ -281,11 +293,21 @@ export class PostgresStorage implements BucketStorage {
     clientId: string;
     headPosition: string;
   }): Promise<bigint> {
+    // The notice (sent at commit) invalidates the cached row in every process.
     const { rows } = await this.query<{ id: string }>(
-      `INSERT INTO ${this.ctx.schema}.write_checkpoints AS w (user_id, client_id, id, head_position) VALUES ($1, $2, 1, $3)
-       ON CONFLICT (user_id, client_id) DO UPDATE SET id = w.id + 1, head_position = excluded.head_position RETURNING id`,
-      [request.userId, request.clientId, request.headPosition],
+      `WITH created AS (
+         INSERT INTO ${this.ctx.schema}.write_checkpoints AS w (user_id, client_id, id, head_position) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (user_id, client_id) DO UPDATE SET id = w.id + 1, head_position = excluded.head_position RETURNING id)
+       SELECT id, pg_notify($4, $5) FROM created`,
+      [
+        request.userId,
+        request.clientId,
+        request.headPosition,
+        checkpointChannel(this.ctx.schemaName),
+        encodeWriteCheckpointNotification(request),
+      ],
     );
+    this.writeCheckpoints.invalidate(request);
     return BigInt(rows[0]!.id);
   }
 
@@ -294,12 +316,7 @@ export class PostgresStorage implements BucketStorage {
     clientId: string;
     position: string;
   }): Promise<bigint | undefined> {
-    const { rows } = await this.query<{ id: string; head_position: string }>(
-      `SELECT id, head_position FROM ${this.ctx.schema}.write_checkpoints WHERE user_id = $1 AND client_id = $2`,
-      [request.userId, request.clientId],
-    );
-    const row = rows[0];
-    return row && comparePositions(row.head_position, request.position) <= 0 ? BigInt(row.id) : undefined;
+    return this.writeCheckpoints.find(request);
   }
 
   async teardown(): Promise<void> {
@@ -311,6 +328,7 @@ export class PostgresStorage implements BucketStorage {
     this.closed = true;
     for (const storage of this.configs.values()) await storage.close();
     this.configs.clear();
+    await this.writeCheckpoints.close();
     await this.ctx.listener.release();
     await this.ctx.pool.end().catch(() => undefined);
   }

@@ -12,6 +12,7 @@ import {
   type BucketDataChunk,
   type BucketDataRequest,
   type Checkpoint,
+  type CheckpointChanges,
   type CheckpointEvent,
   type CommitResult,
   type CompactOptions,
@@ -241,6 +242,110 @@ interface CachedChecksum {
   count: number;
 }
 
+/** A text-mode op row (the delta reads). */
+interface OpRow {
+  op_id: string;
+  op: number;
+  row_table: string | null;
+  row_id: string | null;
+  subkey: string | null;
+  checksum: number;
+  data: string | null;
+}
+
+function toOplogEntry(row: OpRow): OplogEntry {
+  const opId = BigInt(row.op_id);
+  const { checksum } = row;
+  if (row.op === 1) {
+    return {
+      opId,
+      op: 'PUT',
+      objectType: row.row_table!,
+      objectId: row.row_id!,
+      subkey: row.subkey!,
+      checksum,
+      data: row.data!,
+    };
+  }
+  if (row.op === 2)
+    return { opId, op: 'REMOVE', objectType: row.row_table!, objectId: row.row_id!, subkey: row.subkey!, checksum };
+  return { opId, op: OP_KINDS[row.op]!, checksum };
+}
+
+/**
+ * Ops and op bytes per bucket in the shared first pass of a data read (new ops since a client's
+ * last checkpoint); a bucket with more is streamed. Buckets per query of that pass.
+ */
+const DELTA_OPS = 100;
+const DELTA_BYTES = 16 * 1024;
+const DELTA_BUCKETS_PER_QUERY = 500;
+/**
+ * Shared delta reads kept after they settle, for the connections woken by the same checkpoint
+ * that come a little later: how long, how many, and how many op bytes.
+ */
+const DELTA_KEEP_MS = 2000;
+const MAX_DELTA_ENTRIES = 2000;
+const MAX_DELTA_BYTES = 4 * 1024 * 1024;
+
+function deltaKey(bucket: string, after: OpId, checkpoint: OpId, maxOps: number, chunkBytes: number): string {
+  return `${bucket}\u0000${after}\u0000${checkpoint}\u0000${maxOps}\u0000${chunkBytes}`;
+}
+
+/** Delta reads shared by every connection: in flight, then kept briefly, bounded by count and bytes. */
+class SharedDeltaReads {
+  private readonly entries = new Map<
+    string,
+    { ops: Promise<readonly OplogEntry[] | undefined>; bytes: number; settledAt: number | undefined }
+  >();
+  private bytes = 0;
+
+  get(key: string): Promise<readonly OplogEntry[] | undefined> | undefined {
+    const entry = this.entries.get(key);
+    if (entry?.settledAt !== undefined && Date.now() - entry.settledAt > DELTA_KEEP_MS) {
+      this.delete(key);
+      return undefined;
+    }
+    return entry?.ops;
+  }
+
+  set(key: string, ops: Promise<readonly OplogEntry[] | undefined>): void {
+    this.delete(key);
+    this.entries.set(key, { ops, bytes: 0, settledAt: undefined });
+  }
+
+  /** Accounts a settled read's bytes and evicts the oldest entries beyond the bounds. */
+  settled(key: string, value: readonly OplogEntry[] | undefined): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    let bytes = OP_OVERHEAD_BYTES;
+    for (const op of value ?? []) bytes += (op.data?.length ?? 0) + OP_OVERHEAD_BYTES;
+    entry.bytes = bytes;
+    entry.settledAt = Date.now();
+    this.bytes += bytes;
+    // Oldest first (insertion order): past the bounds, or kept long enough.
+    for (const [oldest, first] of this.entries) {
+      const expired = first.settledAt !== undefined && entry.settledAt - first.settledAt > DELTA_KEEP_MS;
+      if (!expired && this.entries.size <= MAX_DELTA_ENTRIES && this.bytes <= MAX_DELTA_BYTES) break;
+      this.delete(oldest);
+    }
+  }
+
+  delete(key: string): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    this.bytes -= entry.bytes;
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.bytes = 0;
+  }
+}
+
+/** Changes listed per kind by `getCheckpointChanges`; more means "unknown: everything may have changed". */
+const MAX_LISTED_CHANGES = 10_000;
+
 export class PostgresSyncConfigStorage implements SyncConfigStorage {
   readonly syncConfig: StorageSyncConfig;
   /** Tombstones were written since the last purge (replicator process only). */
@@ -248,9 +353,21 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
   /** Last op id at the previous `commit` of this process: every delete up to it is before the resume position. */
   private previousCommitOpId = 0n;
   private readonly checksumCache = new Map<string, CachedChecksum>();
+  private readonly deltaReads = new SharedDeltaReads();
+  /** Delta queries collecting buckets until the end of the current turn, by checkpoint and limits. */
+  private readonly pendingDeltas = new Map<
+    string,
+    {
+      items: { key: string; bucket: string; after: OpId }[];
+      answers: Promise<Map<string, readonly OplogEntry[] | undefined>>;
+      start(): void;
+    }
+  >();
   /** Bumped when a compaction is seen; checksum results computed across it are discarded. */
   private compactionEpoch = 0;
   private compactionSubscription: Promise<() => void> | undefined;
+  /** `compacted_through` as the notifications tell it; undefined while it may have been missed. */
+  private knownCompactedThrough: bigint | undefined;
 
   constructor(
     readonly ctx: PostgresStorageContext,
@@ -525,64 +642,281 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     }
   }
 
+  /**
+   * One statement: the buckets written since `from` (by the op id of their last write, from the
+   * running sums) with their checksum at `to`, which warms the checksum cache for every
+   * connection; the parameter lookups and custom write checkpoint users with entries in between.
+   * A bucket last written after `to` is only reported when it also has an op in (from, to].
+   */
+  async getCheckpointChanges(from: OpId, to: OpId): Promise<CheckpointChanges> {
+    if (from >= to)
+      return { from, to, buckets: new Set(), parameterLookups: new Set(), customWriteCheckpointUsers: new Set() };
+    await this.subscribeToCompactions();
+    const epoch = this.compactionEpoch;
+    const s = this.ctx.schema;
+    const { rows } = await this.query<{
+      kind: 'b' | 'l' | 'w';
+      name: string;
+      changed: boolean;
+      checksum: string | null;
+      count: string | null;
+    }>(
+      `(SELECT 'b'::text AS kind, bc.bucket::text AS name,
+               CASE WHEN bc.op_id <= $3 THEN true
+                    ELSE EXISTS (SELECT 1 FROM ${s}.ops o
+                                  WHERE o.config_id = $1 AND o.bucket = bc.bucket AND o.op_id > $2 AND o.op_id <= $3) END
+                 AS changed,
+               bc.checksum - coalesce(later.total, 0) AS checksum, bc.count - coalesce(later.n, 0) AS count
+          FROM ${s}.bucket_checksums bc
+          LEFT JOIN LATERAL (SELECT sum(o.checksum) AS total, count(*) AS n FROM ${s}.ops o
+                              WHERE o.config_id = $1 AND o.bucket = bc.bucket AND o.op_id > $3) later ON bc.op_id > $3
+         WHERE bc.config_id = $1 AND bc.op_id > $2 LIMIT $4)
+       UNION ALL
+       (SELECT DISTINCT 'l'::text, lookup::text, true, NULL::int8, NULL::int8 FROM ${s}.parameter_index
+         WHERE config_id = $1 AND op_id > $2 AND op_id <= $3 LIMIT $4)
+       UNION ALL
+       (SELECT DISTINCT 'w'::text, user_id, true, NULL::int8, NULL::int8 FROM ${s}.custom_write_checkpoints
+         WHERE config_id = $1 AND op_id > $2 AND op_id <= $3 LIMIT $4)`,
+      [this.configId, from.toString(), to.toString(), MAX_LISTED_CHANGES + 1],
+    );
+    const buckets = new Set<string>();
+    const lookups = new Set<string>();
+    const users = new Set<string>();
+    let bucketRows = 0;
+    const seed = epoch === this.compactionEpoch;
+    for (const row of rows) {
+      if (row.kind === 'l') lookups.add(row.name);
+      else if (row.kind === 'w') users.add(row.name);
+      else {
+        bucketRows++;
+        if (row.changed) buckets.add(row.name);
+        if (seed) {
+          this.cacheChecksum(row.name, {
+            opId: to,
+            checksum: normaliseChecksum(row.checksum!),
+            count: Number(row.count),
+          });
+        }
+      }
+    }
+    const listed = (set: Set<string>, n: number) => (n > MAX_LISTED_CHANGES ? undefined : set);
+    return {
+      from,
+      to,
+      buckets: listed(buckets, bucketRows),
+      parameterLookups: listed(lookups, lookups.size),
+      customWriteCheckpointUsers: listed(users, users.size),
+    };
+  }
+
   async *getBucketData(request: BucketDataRequest, signal?: AbortSignal): AsyncIterable<BucketDataChunk> {
     const chunkOps = Math.max(1, request.chunkOps ?? 10_000);
     const chunkBytes = Math.max(1, request.chunkBytes ?? 1024 * 1024);
+    const invalidated = (await this.compactedThrough()) > request.checkpoint;
+    // Buckets the client already holds (after > 0) usually have only a few new ops: one query
+    // reads them all, shared with other connections reading the same range. A bucket whose new
+    // ops do not fit one chunk is streamed instead.
+    const held = request.buckets.filter((b) => b.after > 0n);
+    // Within these limits the new ops fit one chunk (chunkOps, and the chunk byte rule).
+    const deltaOps = Math.min(DELTA_OPS, chunkOps);
+    const deltaBytes = Math.min(DELTA_BYTES, chunkBytes);
+    const deltas =
+      held.length > 0
+        ? await this.readDeltas(held, request.checkpoint, deltaOps, deltaBytes)
+        : new Map<string, readonly OplogEntry[] | undefined>();
+    for (const { bucket, after } of request.buckets) {
+      const delta = deltas.get(deltaKey(bucket, after, request.checkpoint, deltaOps, deltaBytes));
+      if (delta) {
+        signal?.throwIfAborted();
+        const nextAfter = delta.length > 0 ? delta[delta.length - 1]!.opId : after;
+        yield { bucket, after, nextAfter, hasMore: false, ops: delta, checkpointInvalidated: invalidated };
+        continue;
+      }
+      yield* this.streamBucket(
+        { bucket, after, checkpoint: request.checkpoint, chunkOps, chunkBytes, invalidated },
+        signal,
+      );
+    }
+  }
+
+  /** One bucket's ops after `after` up to the checkpoint, in chunks, with the next batch prefetched. */
+  private async *streamBucket(
+    read: {
+      bucket: string;
+      after: bigint;
+      checkpoint: bigint;
+      chunkOps: number;
+      chunkBytes: number;
+      invalidated: boolean;
+    },
+    signal: AbortSignal | undefined,
+  ): AsyncIterable<BucketDataChunk> {
+    const { bucket, after, chunkOps, chunkBytes } = read;
     // Ops are fetched in batches of up to READ_BATCH_CHUNKS chunks, independent of chunk
     // boundaries (cut here, by the same byte rule), so no row is scanned twice.
     const batchOps = chunkOps * READ_BATCH_CHUNKS;
     const batchBytes = chunkBytes * READ_BATCH_CHUNKS;
-    const config = await this.readConfig();
-    const invalidated = config.compactedThrough > request.checkpoint;
-    for (const { bucket, after } of request.buckets) {
-      let cursor = after;
-      let batch: OpBatch | undefined;
-      let next: Promise<OpBatch> | undefined = this.readOpBatch(
-        bucket,
-        after,
-        request.checkpoint,
-        batchOps,
-        batchBytes,
-      );
-      /** Takes the prefetched batch and starts fetching the one after it. */
-      const advance = async () => {
-        batch = await next!;
-        next = undefined;
-        if (batch.more) {
-          // The op limit follows the sizes just seen, so that the byte budget rather than the
-          // limit usually ends a batch without the query scanning many rows past it.
-          const perOp = batch.bytes / Math.max(1, batch.count);
-          const limit = Math.max(1, Math.min(batchOps, Math.ceil((batchBytes / perOp) * 1.1)));
-          next = this.readOpBatch(bucket, batch.lastOpId, request.checkpoint, limit, batchBytes);
-          next.catch(() => undefined);
-        }
-      };
-      try {
-        await advance();
-        for (;;) {
-          signal?.throwIfAborted();
-          const ops: OplogEntry[] = [];
-          let bytes = 0;
-          while (ops.length < chunkOps && bytes < chunkBytes) {
-            if (batch!.done) {
-              if (!batch!.more) break;
-              await advance();
-              continue;
-            }
-            bytes += batch!.peekSize();
-            ops.push(batch!.next());
-          }
-          if (batch!.done && batch!.more) await advance(); // is anything left?
-          const hasMore = !batch!.done;
-          const nextAfter = ops.length > 0 ? ops[ops.length - 1]!.opId : cursor;
-          yield { bucket, after: cursor, nextAfter, hasMore, ops, checkpointInvalidated: invalidated };
-          cursor = nextAfter;
-          if (!hasMore) break;
-        }
-      } finally {
-        next?.catch(() => undefined);
+    let cursor = after;
+    let batch: OpBatch | undefined;
+    let next: Promise<OpBatch> | undefined = this.readOpBatch(bucket, after, read.checkpoint, batchOps, batchBytes);
+    /** Takes the prefetched batch and starts fetching the one after it. */
+    const advance = async () => {
+      batch = await next!;
+      next = undefined;
+      if (batch.more) {
+        // The op limit follows the sizes just seen, so that the byte budget rather than the
+        // limit usually ends a batch without the query scanning many rows past it.
+        const perOp = batch.bytes / Math.max(1, batch.count);
+        const limit = Math.max(1, Math.min(batchOps, Math.ceil((batchBytes / perOp) * 1.1)));
+        next = this.readOpBatch(bucket, batch.lastOpId, read.checkpoint, limit, batchBytes);
+        next.catch(() => undefined);
       }
+    };
+    try {
+      await advance();
+      for (;;) {
+        signal?.throwIfAborted();
+        const ops: OplogEntry[] = [];
+        let bytes = 0;
+        while (ops.length < chunkOps && bytes < chunkBytes) {
+          if (batch!.done) {
+            if (!batch!.more) break;
+            await advance();
+            continue;
+          }
+          bytes += batch!.peekSize();
+          ops.push(batch!.next());
+        }
+        if (batch!.done && batch!.more) await advance(); // is anything left?
+        const hasMore = !batch!.done;
+        const nextAfter = ops.length > 0 ? ops[ops.length - 1]!.opId : cursor;
+        yield { bucket, after: cursor, nextAfter, hasMore, ops, checkpointInvalidated: read.invalidated };
+        cursor = nextAfter;
+        if (!hasMore) break;
+      }
+    } finally {
+      next?.catch(() => undefined);
     }
+  }
+
+  /**
+   * The new ops of several buckets: per bucket, its ops after `after` up to the checkpoint when
+   * they are at most `maxOps` and the bytes before each stay under `maxBytes` (so they fit one
+   * chunk), else undefined. Answers are shared by every connection of the process (same bucket,
+   * after, checkpoint and limits): the connections syncing a global bucket read its new ops once.
+   * The buckets that are not, of every connection asking in the same turn of the event loop (the
+   * connections woken by one checkpoint), are read in one query.
+   */
+  private async readDeltas(
+    buckets: ReadonlyArray<{ readonly bucket: string; readonly after: OpId }>,
+    checkpoint: OpId,
+    maxOps: number,
+    maxBytes: number,
+  ): Promise<Map<string, readonly OplogEntry[] | undefined>> {
+    const result = new Map<string, readonly OplogEntry[] | undefined>();
+    const waits: Promise<void>[] = [];
+    const epoch = this.compactionEpoch;
+    for (const { bucket, after } of buckets) {
+      const key = deltaKey(bucket, after, checkpoint, maxOps, maxBytes);
+      let ops = this.deltaReads.get(key);
+      if (!ops) {
+        const read = this.queueDelta({ key, bucket, after }, checkpoint, maxOps, maxBytes);
+        ops = read;
+        this.deltaReads.set(key, read);
+        read.then(
+          (value) => {
+            // Kept briefly for the other connections, unless a compaction came meanwhile.
+            if (this.deltaReads.get(key) !== read) return;
+            if (epoch !== this.compactionEpoch) this.deltaReads.delete(key);
+            else this.deltaReads.settled(key, value);
+          },
+          () => {
+            if (this.deltaReads.get(key) === read) this.deltaReads.delete(key);
+          },
+        );
+      }
+      waits.push(ops.then((value) => void result.set(key, value)));
+    }
+    await Promise.all(waits);
+    return result;
+  }
+
+  /** Adds one bucket to the delta query that starts at the end of this turn (or when full). */
+  private queueDelta(
+    item: { key: string; bucket: string; after: OpId },
+    checkpoint: OpId,
+    maxOps: number,
+    maxBytes: number,
+  ): Promise<readonly OplogEntry[] | undefined> {
+    const group = `${checkpoint}\u0000${maxOps}\u0000${maxBytes}`;
+    let batch = this.pendingDeltas.get(group);
+    if (!batch) {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const items: { key: string; bucket: string; after: OpId }[] = [];
+      const answers = released.then(() => this.queryDeltas(items, checkpoint, maxOps, maxBytes));
+      answers.catch(() => undefined);
+      const pending = {
+        items,
+        answers,
+        start: () => {
+          if (this.pendingDeltas.get(group) === pending) this.pendingDeltas.delete(group);
+          release();
+        },
+      };
+      this.pendingDeltas.set(group, pending);
+      setImmediate(pending.start);
+      batch = pending;
+    }
+    batch.items.push(item);
+    const answer = batch.answers.then((answers) => answers.get(item.key));
+    if (batch.items.length >= DELTA_BUCKETS_PER_QUERY) batch.start();
+    return answer;
+  }
+
+  private async queryDeltas(
+    buckets: ReadonlyArray<{ key: string; bucket: string; after: OpId }>,
+    checkpoint: OpId,
+    maxOps: number,
+    maxBytes: number,
+  ): Promise<Map<string, readonly OplogEntry[] | undefined>> {
+    const { rows } = await this.query<OpRow & { i: string; fetched: string }>(
+      `SELECT r.i, d.fetched, d.op_id, d.op, d.row_table, d.row_id, d.subkey, d.checksum, d.data
+         FROM unnest($2::text[], $3::int8[]) WITH ORDINALITY AS r(bucket, after, i)
+         CROSS JOIN LATERAL (
+           SELECT w.* FROM (
+             SELECT o.*, count(*) OVER () AS fetched,
+                    sum(o.size) OVER (ORDER BY o.op_id ROWS UNBOUNDED PRECEDING) - o.size AS before_bytes
+               FROM (SELECT op_id, op, row_table, row_id, subkey, checksum, data,
+                            coalesce(octet_length(data), 0) + ${OP_OVERHEAD_BYTES} AS size
+                       FROM ${this.ctx.schema}.ops
+                      WHERE config_id = $1 AND bucket = r.bucket AND op_id > r.after AND op_id <= $4
+                      ORDER BY op_id LIMIT $5) o) w
+            WHERE w.before_bytes < $6) d
+        ORDER BY r.i, d.op_id`,
+      [
+        this.configId,
+        buckets.map((b) => b.bucket),
+        buckets.map((b) => b.after.toString()),
+        checkpoint.toString(),
+        maxOps + 1,
+        maxBytes,
+      ],
+    );
+    const ops = buckets.map((): OplogEntry[] => []);
+    const fetched = buckets.map(() => 0);
+    for (const row of rows) {
+      const i = Number(row.i) - 1;
+      fetched[i] = Number(row.fetched);
+      ops[i]!.push(toOplogEntry(row));
+    }
+    const result = new Map<string, readonly OplogEntry[] | undefined>();
+    buckets.forEach((b, i) => {
+      // Complete: no op beyond the limit and none cut by the byte budget.
+      const complete = fetched[i]! <= maxOps && ops[i]!.length === fetched[i];
+      result.set(b.key, complete ? ops[i]! : undefined);
+    });
+    return result;
   }
 
   /**
@@ -695,24 +1029,53 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     }
   }
 
-  /** Forgets cached checksums: a CLEAR op sums a prefix, so a cached prefix sum would be counted twice. */
+  /**
+   * Forgets cached checksums and shared delta reads: a CLEAR op sums a prefix, so a cached
+   * prefix sum would be counted twice.
+   */
   invalidateChecksums(): void {
     this.compactionEpoch++;
     this.checksumCache.clear();
+    this.deltaReads.clear();
   }
 
   private subscribeToCompactions(): Promise<unknown> {
     this.compactionSubscription ??= (async () => {
-      let known = (await this.readConfig()).compactedThrough;
-      return this.ctx.listener.subscribe((n) => {
-        if (n === undefined) this.invalidateChecksums();
-        else if (n.configId === this.configId && n.compactedThrough !== known) {
-          known = n.compactedThrough;
+      // Listening before reading: a compaction in between is seen either way.
+      const unsubscribe = await this.ctx.listener.subscribe((n) => {
+        if (n === undefined) {
+          this.knownCompactedThrough = undefined;
+          this.invalidateChecksums();
+        } else if (n.configId === this.configId && n.compactedThrough !== this.knownCompactedThrough) {
+          this.knownCompactedThrough = n.compactedThrough;
           this.invalidateChecksums();
         }
       });
+      this.learnCompactedThrough((await this.readConfig()).compactedThrough);
+      return unsubscribe;
     })();
+    this.compactionSubscription.catch(() => (this.compactionSubscription = undefined));
     return this.compactionSubscription;
+  }
+
+  /** Takes a `compacted_through` read from the config row (it only grows). */
+  private learnCompactedThrough(read: bigint): void {
+    if (this.knownCompactedThrough === undefined || read > this.knownCompactedThrough) {
+      if (this.knownCompactedThrough !== undefined) this.invalidateChecksums();
+      this.knownCompactedThrough = read;
+    }
+  }
+
+  /**
+   * `compacted_through` now: from the notifications while the listener is up (no query), else
+   * read from the config row.
+   */
+  private async compactedThrough(): Promise<bigint> {
+    await this.subscribeToCompactions();
+    if (this.knownCompactedThrough !== undefined && this.ctx.listener.listening) return this.knownCompactedThrough;
+    const read = (await this.readConfig()).compactedThrough;
+    if (this.ctx.listener.listening) this.learnCompactedThrough(read);
+    return read;
   }
 
   /** Stops listening (called when the owning storage closes). */

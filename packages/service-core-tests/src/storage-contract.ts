@@ -571,6 +571,60 @@ export function defineStorageContract(factory: StorageFactory, suiteName = 'buck
         await Promise.all(watchers.map((w) => w.return?.()));
       });
 
+      it('names the buckets, parameter lookups and write checkpoint users that changed between two checkpoints', async () => {
+        const { config } = await deploy(TODOS_BY_LIST);
+        const todos = await table(config, 'todos');
+        const lists = await table(config, 'lists');
+        const batch = config.createWriteBatch();
+        await finishSnapshot(batch, [todos, lists], pos(1));
+        await batch.save({ tag: 'insert', table: todos, after: todo('a', { list_id: 'l1' }) });
+        await batch.save({ tag: 'insert', table: lists, after: { id: 'l1', owner_id: 'u1' } });
+        const first = (await batch.commit(pos(2))).checkpoint.opId;
+        await batch.save({ tag: 'insert', table: todos, after: todo('b', { list_id: 'l2' }) });
+        await batch.addCustomWriteCheckpoint({ userId: 'u9', checkpoint: 7n });
+        const second = (await batch.commit(pos(3))).checkpoint.opId;
+        await batch.save({ tag: 'update', table: lists, after: { id: 'l1', owner_id: 'u2' } });
+        await batch.save({ tag: 'update', table: todos, after: todo('a', { list_id: 'l1', title: 'x' }) });
+        const third = (await batch.commit(pos(4))).checkpoint.opId;
+        // Flushed after the last checkpoint: not a change up to it.
+        await batch.save({ tag: 'insert', table: todos, after: todo('c', { list_id: 'l3' }) });
+        await batch.save({ tag: 'update', table: todos, after: todo('b', { list_id: 'l2', title: 'y' }) });
+        await batch.flush();
+        const lookup = (user: string) => JSON.stringify(['by_list', '0', user]);
+
+        const firstToSecond = await config.getCheckpointChanges(first, second);
+        expect(firstToSecond).toMatchObject({ from: first, to: second });
+        expect([...firstToSecond.buckets!]).toEqual(['by_list["l2"]']);
+        expect([...firstToSecond.parameterLookups!]).toEqual([]);
+        expect([...firstToSecond.customWriteCheckpointUsers!]).toEqual(['u9']);
+
+        const secondToThird = await config.getCheckpointChanges(second, third);
+        expect([...secondToThird.buckets!]).toEqual(['by_list["l1"]']);
+        expect(new Set(secondToThird.parameterLookups)).toEqual(new Set([lookup('u1'), lookup('u2')]));
+        expect([...secondToThird.customWriteCheckpointUsers!]).toEqual([]);
+
+        const whole = await config.getCheckpointChanges(0n, third);
+        expect(new Set(whole.buckets)).toEqual(new Set(['by_list["l1"]', 'by_list["l2"]']));
+        const none = await config.getCheckpointChanges(third, third);
+        expect([...none.buckets!, ...none.parameterLookups!, ...none.customWriteCheckpointUsers!]).toEqual([]);
+
+        // The checksums it may have cached on the way are the checksums at that checkpoint.
+        for (const [from, to] of [
+          [first, second],
+          [second, third],
+        ] as const) {
+          await config.getCheckpointChanges(from, to);
+          for (const bucket of ['by_list["l1"]', 'by_list["l2"]']) {
+            const ops = (await readBucket(config, bucket, to)).ops;
+            expect((await config.getChecksums(to, [bucket])).get(bucket)).toEqual({
+              bucket,
+              checksum: sumOfOps(ops),
+              count: ops.length,
+            });
+          }
+        }
+      });
+
       it('keepalive advances the checkpoint position between transactions but not inside one', async () => {
         const { todos, batch } = await ready();
         const idle = await batch.keepalive(pos(3));

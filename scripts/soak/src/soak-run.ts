@@ -45,7 +45,6 @@ export interface SoakControl {
   serviceLogCopy?: string;
 }
 
-
 /** The checked-out commit and whether the work tree has changes. */
 function gitState(): { commit: string; dirty: boolean } | undefined {
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

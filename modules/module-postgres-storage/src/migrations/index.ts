@@ -7,6 +7,7 @@ import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type pg from 'pg';
 import { initialSchema } from './001-initial-schema.js';
 import { sourceTableColumns } from './002-source-table-columns.js';
+import { changeIndexes } from './003-change-indexes.js';
 
 /**
  * Persisted storage format version (the highest migration).
@@ -16,8 +17,11 @@ import { sourceTableColumns } from './002-source-table-columns.js';
  *   key tracking, ops, per-bucket running checksums (`bucket_checksums`), current rows with
  *   tombstones, parameter index, custom and managed write checkpoints).
  * - 2: `source_tables.columns`, so column changes that alter stored rows trigger a fresh copy.
+ * - 3: indexes by op id on `bucket_checksums`, `parameter_index` and `custom_write_checkpoints`
+ *   (what changed between two checkpoints); managed write checkpoint creations are announced on
+ *   the checkpoint channel.
  */
-export const STORAGE_VERSION = 2;
+export const STORAGE_VERSION = 3;
 
 /** One schema migration: `up` returns SQL for the quoted schema name. */
 export interface Migration {
@@ -29,6 +33,7 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', up: initialSchema },
   { version: 2, name: 'source table columns', up: sourceTableColumns },
+  { version: 3, name: 'indexes by op id for checkpoint changes', up: changeIndexes },
 ];
 
 /** Quotes an identifier for SQL. */

@@ -82,8 +82,10 @@ export interface BucketStorage {
 
   /**
    * The newest managed write checkpoint id of (user, client) whose head position is at or
-   * before `position` (a checkpoint's position), if any. Called by the sync engine per
-   * checkpoint line.
+   * before `position` (a checkpoint's position), if any. Called by the sync engine for every
+   * connection at every checkpoint, so a backend should answer from a per-process cache that
+   * `createManagedWriteCheckpoint` (in any process) invalidates, and batch its misses; a cache
+   * that misses an invalidation delays the client's `write_checkpoint`.
    */
   getManagedWriteCheckpoint(request: {
     userId: string;

@@ -58,6 +58,24 @@ export interface CheckpointEvent {
   readonly compactedThrough: OpId;
 }
 
+/**
+ * What may have changed between two checkpoints of a config (`from` exclusive, `to` inclusive),
+ * so the sync engine re-reads only what a connection syncs that changed. Every set is a
+ * superset: it may name something that did not change (e.g. written after `to`), never miss
+ * something that did. `undefined` means "unknown: treat everything as changed" (too many
+ * changes to list, or a backend that cannot tell).
+ */
+export interface CheckpointChanges {
+  readonly from: OpId;
+  readonly to: OpId;
+  /** Buckets that may have ops with op ids in (from, to]. */
+  readonly buckets: ReadonlySet<string> | undefined;
+  /** Serialized parameter lookups that may have index entries in (from, to]. */
+  readonly parameterLookups: ReadonlySet<string> | undefined;
+  /** Users that may have a custom write checkpoint in (from, to]. */
+  readonly customWriteCheckpointUsers: ReadonlySet<string> | undefined;
+}
+
 /** A request for bucket data. */
 export interface BucketDataRequest {
   /** Read ops up to this checkpoint op id only. */
@@ -138,9 +156,20 @@ export interface SyncConfigStorage {
   /**
    * Yields the current checkpoint, then each change, until `signal` aborts. All watchers of a
    * process share one storage listener (fan-out); a slow watcher sees only the latest
-   * checkpoint. Called by the sync engine for every open connection.
+   * checkpoint. Called by the sync engine for every open connection, which uses the event's
+   * checkpoint as is (it does not call `getCheckpoint` per checkpoint).
    */
   watchCheckpoints(signal: AbortSignal): AsyncIterable<CheckpointEvent>;
+
+  /**
+   * What may have changed between checkpoint op ids `from` and `to` (see `CheckpointChanges`).
+   * Called by the sync engine once per new checkpoint and shared by every connection of the
+   * process that moves from `from` (sync/checkpoint-changes.ts), so its cost is per checkpoint,
+   * not per connection; a backend may use the call to warm its checksum cache at `to`. A set
+   * that misses a change leaves clients without data they should get; over-reporting only costs
+   * reads. `from >= to` returns empty sets.
+   */
+  getCheckpointChanges(from: OpId, to: OpId): Promise<CheckpointChanges>;
 
   /**
    * Bucket ops after each bucket's `after`, up to the checkpoint, in op id order, in chunks
@@ -151,8 +180,9 @@ export interface SyncConfigStorage {
 
   /**
    * Checksum and op count of each bucket at the checkpoint (the wrapping 32-bit sum of its ops'
-   * checksums), from an incremental per-bucket cache. Buckets without ops get checksum 0.
-   * Called by the sync engine for every checkpoint line.
+   * checksums), from an incremental per-bucket cache shared by every connection. Buckets without
+   * ops get checksum 0. Called by the sync engine for a connection's first checkpoint, and later
+   * for the buckets `getCheckpointChanges` reports changed (all of them after a compaction).
    */
   getChecksums(checkpoint: OpId, buckets: readonly string[]): Promise<Map<string, BucketChecksum>>;
 
@@ -165,7 +195,8 @@ export interface SyncConfigStorage {
 
   /**
    * The newest custom write checkpoint of a user visible at the checkpoint, if any. Called by
-   * the sync engine to fill `write_checkpoint` for configs with custom write checkpoints.
+   * the sync engine to fill `write_checkpoint` at a connection's first checkpoint, and later only
+   * when `getCheckpointChanges` names the user.
    */
   getCustomWriteCheckpoint(userId: string, checkpoint: OpId): Promise<bigint | undefined>;
 

@@ -5,19 +5,30 @@
  * `partial_checkpoint_complete`, then `checkpoint_complete`; keepalives with the token's
  * remaining lifetime; ends when the token expires. A checkpoint whose data compaction
  * invalidated is abandoned for a new one (invariant 8). Lines are produced lazily, so the
- * HTTP layer's back-pressure paces the reads from storage.
+ * HTTP layer's back-pressure paces the reads from storage. Per checkpoint, a connection reads
+ * only what changed for it (sync/checkpoint-changes.ts): the checkpoint comes with the watch
+ * event, and the changed buckets, lookups and write checkpoints from one lookup shared by every
+ * connection, so an idle connection costs no storage round trip.
  */
 import type { Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import {
   serializeParameterLookup,
+  type ConnectionBuckets,
   type ConnectionLimits,
   type ResolvedBucket,
   type SyncConfig,
 } from '@bucketsync/sync-rules';
 import type { BucketStorage } from '../storage/bucket-storage.js';
-import type { OplogEntry } from '../storage/storage-types.js';
-import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
+import type { BucketChecksum, Checkpoint, OpId, OplogEntry } from '../storage/storage-types.js';
+import type { CheckpointChanges, CheckpointEvent, SyncConfigStorage } from '../storage/sync-config-storage.js';
+import {
+  mayHaveChanged,
+  noChanges,
+  planBucketReads,
+  sharedCheckpointChanges,
+  type SentCheckpoint,
+} from './checkpoint-changes.js';
 import type { SyncLine, WireBucketChecksum, WireOp, WireStreamStatus } from './sync-lines.js';
 import type { SyncRequest } from './sync-request.js';
 
@@ -127,11 +138,16 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   const stopWatch = () => watchAbort.abort();
   signal.addEventListener('abort', stopWatch, { once: true });
   const watchedConfig = config;
+  // The newest checkpoint event: the loop sends its checkpoint as is (no re-read per connection).
+  let latest: CheckpointEvent | undefined;
   // Without its watch a stream never sends a newer checkpoint: a failed watch (storage
   // unreachable) ends the stream, so the client reconnects instead of waiting on a dead one.
   let watchFailure: unknown;
   const watcher = (async () => {
-    for await (const _event of watchedConfig.watchCheckpoints(watchAbort.signal)) wake.wake('checkpoint');
+    for await (const event of watchedConfig.watchCheckpoints(watchAbort.signal)) {
+      latest = event;
+      wake.wake('checkpoint');
+    }
   })().catch((e: unknown) => {
     if (watchAbort.signal.aborted) return;
     watchFailure = e ?? new Error('the checkpoint watch failed');
@@ -143,13 +159,17 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
     () => wake.wake('keepalive'),
     Math.min(2 ** 31 - 1, Math.max(0, identity.expiresAt * 1000 - Date.now()) + 50),
   );
-  wake.wake('checkpoint');
 
   // What the client holds: op id per bucket (from the request, then from what we sent).
   const clientAfter = new Map<string, bigint>(request.buckets.map((b) => [b.name, b.after]));
-  let sentBuckets: Map<string, WireBucketChecksum> | undefined;
-  let sentOpId: bigint | undefined;
-  let sentWriteCheckpoint: string | undefined;
+  // The last checkpoint line sent: checkpoint_diffs, and the changes looked up, are relative to it.
+  let sent: (SentCheckpoint & { writeCheckpoint: string | undefined }) | undefined;
+  // Set when a checkpoint was abandoned: the next one is sent even if it looks the same.
+  let resend = false;
+  // The connection's buckets, re-resolved only when one of its parameter lookups changed.
+  let resolved: ConnectionBuckets | undefined;
+  const writeCheckpoints = new WriteCheckpointTracker(storage, config, identity.userId, request.client_id);
+  const changesOf = sharedCheckpointChanges(config);
   // After a new sync config becomes active the old one is cleaned up: end this stream so the
   // client reconnects and resolves its buckets against the new config.
   let configChanged = false;
@@ -180,29 +200,41 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       if (!wake.checkpoint) continue;
       wake.checkpoint = false;
 
-      const checkpoint = await config.getCheckpoint();
-      if (checkpoint.opId === 0n) continue; // not consistent yet
+      const event = latest;
+      if (!event || event.checkpoint.opId === 0n) continue; // not consistent yet
+      const checkpoint = event.checkpoint;
 
-      const writeCheckpoint = await findWriteCheckpoint(
-        storage,
-        config,
-        identity.userId,
-        request.client_id,
-        checkpoint,
-      );
-      if (checkpoint.opId === sentOpId && writeCheckpoint === sentWriteCheckpoint) continue;
+      // What changed since the last checkpoint line: one lookup shared by every connection
+      // that sent the same one. Unknown (undefined) at the first line, or if op ids went back.
+      let changes: CheckpointChanges | undefined;
+      if (sent && checkpoint.opId === sent.opId) changes = noChanges(sent.opId, checkpoint.opId);
+      else if (sent && checkpoint.opId > sent.opId) changes = await changesOf.get(sent.opId, checkpoint.opId);
 
-      const lookupResults =
-        lookupKeys.length > 0 ? await config.getParameterSets(checkpoint.opId, lookupKeys) : new Map();
-      const resolved = resolution.finish(lookupResults, options.limits);
-      if (resolved.error) throw new ServiceError(ErrorCode.TOO_MANY_BUCKETS, resolved.error);
-      const checksums = await config.getChecksums(
-        checkpoint.opId,
-        resolved.buckets.map((b) => b.bucket),
-      );
+      const writeCheckpoint = await writeCheckpoints.find(checkpoint, changes);
+      if (!resend && sent && checkpoint.opId === sent.opId && writeCheckpoint === sent.writeCheckpoint) continue;
+
+      if (!resolved || mayHaveChanged(changes?.parameterLookups, lookupKeys)) {
+        const lookupResults =
+          lookupKeys.length > 0 ? await config.getParameterSets(checkpoint.opId, lookupKeys) : new Map();
+        resolved = resolution.finish(lookupResults, options.limits);
+        if (resolved.error) throw new ServiceError(ErrorCode.TOO_MANY_BUCKETS, resolved.error);
+      }
+      const current = resolved;
+      const plan = planBucketReads({
+        checkpoint: checkpoint.opId,
+        buckets: current.buckets,
+        sent,
+        changes,
+        compactedThrough: event.compactedThrough,
+        clientAfter,
+      });
+      const checksums =
+        plan.checksums.length > 0
+          ? await config.getChecksums(checkpoint.opId, plan.checksums)
+          : new Map<string, BucketChecksum>();
       const buckets = new Map<string, WireBucketChecksum>();
-      for (const b of resolved.buckets) {
-        const sum = checksums.get(b.bucket);
+      for (const b of current.buckets) {
+        const sum = checksums.get(b.bucket) ?? sent?.buckets.get(b.bucket);
         buckets.set(b.bucket, {
           bucket: b.bucket,
           checksum: sum?.checksum ?? 0,
@@ -213,24 +245,24 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       }
       const lastOpId = checkpoint.opId.toString();
       const wc = writeCheckpoint !== undefined ? { write_checkpoint: writeCheckpoint } : {};
-      if (!sentBuckets) {
+      if (!sent) {
         // Known streams, plus any unknown stream a subscription named (reported with its error).
         const names = [
           ...resolution.streams,
-          ...resolved.streamErrors
+          ...current.streamErrors
             .filter((e) => !resolution.streams.some((s) => s.name === e.stream))
             .map((e) => ({ name: e.stream, isDefault: false })),
         ].filter((s, i, all) => all.findIndex((o) => o.name === s.name) === i);
         const streams: WireStreamStatus[] = names.map((s) => ({
           name: s.name,
           is_default: s.isDefault,
-          errors: resolved.streamErrors
+          errors: current.streamErrors
             .filter((e) => e.stream === s.name)
             .map((e) => ({ subscription: e.subscription, message: e.message })),
         }));
         yield { checkpoint: { last_op_id: lastOpId, ...wc, buckets: [...buckets.values()], streams } };
       } else {
-        const previous = sentBuckets;
+        const previous = sent.buckets;
         const updated = [...buckets.values()].filter((b) => {
           const old = previous.get(b.bucket);
           return !old || old.checksum !== b.checksum || old.count !== b.count || old.priority !== b.priority;
@@ -239,17 +271,18 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
         yield { checkpoint_diff: { last_op_id: lastOpId, ...wc, updated_buckets: updated, removed_buckets: removed } };
       }
       for (const name of clientAfter.keys()) if (!buckets.has(name)) clientAfter.delete(name);
-      sentBuckets = buckets;
-      sentOpId = checkpoint.opId;
-      sentWriteCheckpoint = writeCheckpoint;
+      // A bucket without ops since the last checkpoint, held through it, needs no read.
+      for (const name of plan.upToDate) clientAfter.set(name, checkpoint.opId);
+      sent = { opId: checkpoint.opId, buckets, compactedThrough: event.compactedThrough, writeCheckpoint };
+      resend = false;
 
       // Data, highest priority (lowest number) first.
       const byPriority = new Map<number, ResolvedBucket[]>();
-      for (const b of resolved.buckets) {
+      for (const b of current.buckets) {
         if ((clientAfter.get(b.bucket) ?? 0n) >= checkpoint.opId) continue;
         byPriority.set(b.priority, [...(byPriority.get(b.priority) ?? []), b]);
       }
-      const priorities = [...new Set(resolved.buckets.map((b) => b.priority))].sort((a, b) => a - b);
+      const priorities = [...new Set(current.buckets.map((b) => b.priority))].sort((a, b) => a - b);
       let abandoned = false;
       for (const priority of priorities) {
         const group = byPriority.get(priority) ?? [];
@@ -292,12 +325,16 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
           yield { partial_checkpoint_complete: { last_op_id: lastOpId, priority } };
         }
       }
+      // A compaction past this checkpoint, seen while sending it (even with no data to read):
+      // its data may no longer be complete (invariant 8).
+      if (!abandoned && latest !== undefined && latest.compactedThrough > checkpoint.opId) abandoned = true;
       if (abandoned) {
-        sentOpId = undefined; // force a fresh checkpoint line
-        wake.wake('checkpoint');
+        resend = true; // force a fresh checkpoint line
+        // A newer checkpoint is sent at once; without one, the next watch event wakes the loop.
+        if (latest !== undefined && latest.checkpoint.opId > checkpoint.opId) wake.wake('checkpoint');
         continue;
       }
-      for (const b of resolved.buckets) clientAfter.set(b.bucket, checkpoint.opId);
+      for (const b of current.buckets) clientAfter.set(b.bucket, checkpoint.opId);
       yield { checkpoint_complete: { last_op_id: lastOpId } };
     }
   } finally {
@@ -310,16 +347,44 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   }
 }
 
-async function findWriteCheckpoint(
-  storage: BucketStorage,
-  config: SyncConfigStorage,
-  userId: string,
-  clientId: string | undefined,
-  checkpoint: { opId: bigint; position: string | undefined },
-): Promise<string | undefined> {
-  const custom = await config.getCustomWriteCheckpoint(userId, checkpoint.opId);
-  if (custom !== undefined) return custom.toString();
-  if (!clientId || !checkpoint.position) return undefined;
-  const managed = await storage.getManagedWriteCheckpoint({ userId, clientId, position: checkpoint.position });
-  return managed?.toString();
+/**
+ * The `write_checkpoint` of a connection. A custom one is read at the first checkpoint and
+ * then only when the checkpoint changes name the user; a managed one is asked of storage at
+ * every checkpoint, which answers from its cache (BucketStorage.getManagedWriteCheckpoint).
+ */
+class WriteCheckpointTracker {
+  private custom: { value: bigint | undefined; at: OpId } | undefined;
+
+  constructor(
+    private readonly storage: BucketStorage,
+    private readonly config: SyncConfigStorage,
+    private readonly userId: string,
+    private readonly clientId: string | undefined,
+  ) {}
+
+  async find(checkpoint: Checkpoint, changes: CheckpointChanges | undefined): Promise<string | undefined> {
+    const known = this.custom;
+    const stale =
+      !known ||
+      !changes ||
+      changes.from !== known.at ||
+      checkpoint.opId < known.at ||
+      mayHaveChanged(changes.customWriteCheckpointUsers, [this.userId]);
+    if (stale) {
+      this.custom = {
+        value: await this.config.getCustomWriteCheckpoint(this.userId, checkpoint.opId),
+        at: checkpoint.opId,
+      };
+    } else if (known) {
+      this.custom = { value: known.value, at: checkpoint.opId };
+    }
+    if (this.custom!.value !== undefined) return this.custom!.value.toString();
+    if (!this.clientId || !checkpoint.position) return undefined;
+    const managed = await this.storage.getManagedWriteCheckpoint({
+      userId: this.userId,
+      clientId: this.clientId,
+      position: checkpoint.position,
+    });
+    return managed?.toString();
+  }
 }
