@@ -223,8 +223,9 @@ export class ReplicationCoordinator {
             // changes of the row bring the rest up to date). Only the left-out values are taken.
             const unchanged = new Set(event.unchangedColumns);
             after = { ...current };
-            for (const [column, value] of Object.entries(event.after))
+            for (const [column, value] of Object.entries(event.after)) {
               if (!unchanged.has(column)) after[column] = value;
+            }
           }
           await batch.save({
             tag: 'update',
