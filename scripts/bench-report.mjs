@@ -196,6 +196,8 @@ function runSummary(results) {
   if (results.externalDatabases?.length > 0)
     lines.push(`- Databases: existing servers from ${results.externalDatabases.map((k) => `\`${k}\``).join(', ')}.`);
   if (failed.length > 0) lines.push(`- Failed: ${failed.join(', ')}; their other figures are kept.`);
+  // Free-text notes added to a results file by hand (e.g. a bench re-run and merged in).
+  for (const note of results.notes ?? []) lines.push(`- Note: ${note}`);
   return lines.join('\n');
 }
 
