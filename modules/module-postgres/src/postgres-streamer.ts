@@ -176,15 +176,28 @@ export class PostgresStreamer implements Streamer {
           }
         }
         // Only when caught up (a keepalive came): behind, the catalog is ahead of the stream.
-        const caughtUp = frames.some((f) => f.kind === 'keepalive');
+        const keepalive = frames.findLast((f) => f.kind === 'keepalive');
         if (
-          caughtUp &&
+          keepalive?.kind === 'keepalive' &&
+          keepalive.walEnd > 0n &&
           !inTransaction &&
           Date.now() - lastSchemaCheck >= SCHEMA_CHECK_INTERVAL_MS &&
-          descriptors.size
+          descriptors.size > 0
         ) {
           lastSchemaCheck = Date.now();
-          events.push(...(await changedSchemas()));
+          const changed = await changedSchemas();
+          // The copies and drops they start are a unit of their own: commit it at once (a
+          // keepalive would not, on a batch with work since its last commit).
+          if (changed.length > 0) {
+            // At or past every position already in this arrival (positions never go back).
+            let at = keepalive.walEnd;
+            for (const e of events) {
+              if (e.type !== 'commit' && e.type !== 'keepalive') continue;
+              const lsn = parseLsn(e.position.split(':')[0]!);
+              if (lsn > at) at = lsn;
+            }
+            events.push(...changed, { type: 'commit', position: lsnToPosition(at) });
+          }
         }
         if (events.length > 0) yield events;
       }

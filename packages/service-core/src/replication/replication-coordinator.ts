@@ -115,8 +115,17 @@ export class ReplicationCoordinator {
         logger.info('replication start position fixed', { position: start });
       }
 
-      for (const descriptor of await snapshotter.listTables(this.options.patterns, signal)) {
-        await this.resolve(descriptor, control, queue);
+      const listed = await snapshotter.listTables(this.options.patterns, signal);
+      for (const descriptor of listed) await this.resolve(descriptor, control, queue);
+      // A copy pending for a table the source no longer has (dropped or renamed while it was
+      // copied) would hold checkpoints forever: drop it.
+      const names = new Set(listed.map(tableKey));
+      const gone = (await storage.getStatus()).tables.filter((t) => !t.snapshotDone && !names.has(tableKey(t)));
+      if (gone.length > 0) {
+        logger.info('dropping pending copies of tables the source no longer has', {
+          tables: gone.map((t) => `${t.schema}.${t.name}`),
+        });
+        await control.drop(gone);
       }
       status = await storage.getStatus();
 
@@ -131,7 +140,11 @@ export class ReplicationCoordinator {
       };
       await Promise.all([
         this.streamLoop(start, stream, queue, both.signal, onProgress).catch(fail),
-        (status.snapshotDone ? Promise.resolve() : this.finishInitialSnapshot(queue, control, both.signal)).catch(fail),
+        (async (snapshotDone: boolean) => {
+          if (!snapshotDone) await this.finishInitialSnapshot(queue, control, both.signal);
+          // Later copies (tables added, or copied again after a schema change) fail the run too.
+          await queue.whenFailed(both.signal);
+        })(status.snapshotDone).catch(fail),
       ]).finally(() => signal.removeEventListener('abort', stop));
     } finally {
       await stream.close();
@@ -265,17 +278,18 @@ export class ReplicationCoordinator {
   /**
    * Reads a row by key for the values an update left out (unchanged TOAST). A row not found may
    * be deleted (its delete follows in the stream), or its insert may have reached the stream
-   * before it is visible to other sessions: a few short retries tell the two apart.
+   * before it is visible to other sessions: a short retry tells the two apart.
    */
   private async readUnchangedValues(
     table: StoredTable,
     key: SqliteRow,
     signal: AbortSignal,
   ): Promise<SqliteRow | undefined> {
+    // One retry: the window is a few milliseconds, and each retry stalls the stream.
     for (let attempt = 0; ; attempt++) {
       const [current] = await this.options.snapshotter.readRowsByKey(table, [key], signal);
-      if (current || attempt >= 4 || signal.aborted) return current;
-      await sleep(20 * 2 ** attempt);
+      if (current || attempt >= 1) return current;
+      await sleep(50, signal);
     }
   }
 

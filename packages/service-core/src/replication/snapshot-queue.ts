@@ -44,6 +44,7 @@ export class SnapshotQueue {
   /** Running copies by table id. */
   private readonly running = new Map<number, Promise<void>>();
   private holds = 0;
+  private failureWatchers: (() => void)[] = [];
 
   constructor(private readonly options: SnapshotQueueOptions) {
     this.concurrency = Math.max(1, options.concurrency ?? 2);
@@ -111,6 +112,23 @@ export class SnapshotQueue {
     this.notifyIfIdle();
   }
 
+  /**
+   * Rejects with the first copy failure; resolves when `signal` aborts. The coordinator races
+   * it with the stream once the initial snapshot is done, so a failed copy (of a table added
+   * or copied again later) fails the run and is retried instead of going unnoticed.
+   */
+  whenFailed(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.failure) reject(this.failure);
+        else if (signal.aborted) resolve();
+        else this.failureWatchers.push(check);
+      };
+      signal.addEventListener('abort', () => check(), { once: true });
+      check();
+    });
+  }
+
   /** Resolves when nothing is queued or running; rejects with the first copy failure. */
   whenIdle(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -127,6 +145,9 @@ export class SnapshotQueue {
       const run = this.copy(table)
         .catch((e: unknown) => {
           this.failure ??= e;
+          const watchers = this.failureWatchers;
+          this.failureWatchers = [];
+          for (const w of watchers) w();
         })
         .finally(() => {
           this.active--;
@@ -193,6 +214,8 @@ export class SnapshotQueue {
         });
       }
       if (this.cancelled.has(table.id)) return;
+      // A reader may end early on abort: a table is only done when it was read to the end.
+      signal.throwIfAborted();
       const boundary = await snapshotter.currentPosition(signal);
       await batch.markTableSnapshotDone([current], boundary);
       const seconds = (Date.now() - started) / 1000;
