@@ -352,6 +352,11 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
   tombstonesWritten = false;
   /** Last op id at the previous `commit` of this process: every delete up to it is before the resume position. */
   private previousCommitOpId = 0n;
+  /**
+   * False once no copy of a replacing identity is pending (replicator process only: it alone
+   * creates them, in `resolveTable`), so commits skip that query; unknown after a start.
+   */
+  private replacingCopyPending = true;
   private readonly checksumCache = new Map<string, CachedChecksum>();
   private readonly deltaReads = new SharedDeltaReads();
   /** Delta queries collecting buckets until the end of the current turn, by checkpoint and limits. */
@@ -474,6 +479,7 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
           rows.length > 0,
         ],
       );
+      if (rows.length > 0) this.replacingCopyPending = true;
       return { table: toStoredTable(inserted.rows[0]!), replaced: rows.map(toStoredTable), created: true };
     });
   }
@@ -525,7 +531,7 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         blockedBy = `position ${position} is before the last checkpoint's position ${config.checkpointPosition}`;
       } else if (config.noCheckpointBefore !== undefined && comparePositions(position, config.noCheckpointBefore) < 0) {
         blockedBy = `position ${position} has not reached the snapshot boundary ${config.noCheckpointBefore}`;
-      } else {
+      } else if (this.replacingCopyPending) {
         // A table copied again after a schema change replaced rows clients already have: a
         // checkpoint now would show it half copied. (A table new to replication appears as
         // it is copied, without holding back the other tables' changes.)
@@ -535,6 +541,7 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
           [this.configId],
         );
         if (pending.rows[0]) blockedBy = `table ${pending.rows[0].name} is being copied again after a schema change`;
+        else this.replacingCopyPending = false;
       }
       if (blockedBy !== undefined) {
         await client.query(
