@@ -4,6 +4,8 @@
  * users) and a sync config, starts BucketSync on it, syncs once as two users with the test
  * client and prints what each received, then keeps running and prints the endpoint and a dev
  * token until Ctrl-C. `--once` stops after the two clients (used by the demo's own test).
+ * Whatever ends it (Ctrl-C, a closed terminal, SIGTERM, a failure), it stops BucketSync and the
+ * databases and removes their files before exiting, printing "stopping ..." and "stopped".
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startTestDatabases } from '@bucketsync/dev-databases';
+import { startTestDatabases, TEMPLATES_ROOT } from '@bucketsync/dev-databases';
 import { signDevToken } from '@bucketsync/service-core';
 import pg from 'pg';
 
@@ -49,31 +51,89 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
+// Everything the demo starts is stopped by `stop`, whatever ends the demo: Ctrl-C, a closed
+// terminal (SIGHUP), SIGTERM, a failure, or the end of `--once`. Only SIGKILL skips it; the
+// next run's startTestDatabases then stops the servers left behind (cleanStaleRuns).
+const children = new Set<ChildProcess>();
+let stopping: Promise<never> | undefined;
+let service: ChildProcess | undefined;
+
+/** Starts a child that `stop` will stop; refuses once stopping, so nothing starts behind it. */
+function startChild(command: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  if (stopping) throw new Error('the demo is stopping');
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function hasExited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** SIGTERM (BucketSync stops its streams and closes its pools), then SIGKILL after `timeoutMs`. */
+async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (hasExited(child)) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 function run(command: string, args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = startChild(command, args);
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
     child.on('exit', (code) => resolve({ code, output }));
   });
 }
 
 say('Starting the dev databases...');
-const databases = await startTestDatabases({ env: {}, preferredPorts: { postgres: 54329, mariadb: 33069 } });
-let service: ChildProcess | undefined;
-const shutdown = async (code: number) => {
-  if (service && service.exitCode === null) {
-    service.kill('SIGTERM');
-    await new Promise((r) => service!.once('exit', r));
-  }
-  await databases.stop();
-  process.exit(code);
-};
-process.on('SIGINT', () => void shutdown(0));
-process.on('SIGTERM', () => void shutdown(0));
+// Postgres only: the demo replicates from Postgres into Postgres storage, so it neither needs
+// nor starts MariaDB (and works on a machine without it).
+const databasesStarting = startTestDatabases({ env: {}, servers: ['postgres'], preferredPorts: { postgres: 54329 } });
+databasesStarting.catch(() => undefined); // awaited below and by stop; no unhandled rejection meanwhile
+
+const SERVER_NAMES = { postgres: 'Postgres', mariadb: 'MariaDB' } as const;
+
+/**
+ * Stops BucketSync and the other children, then the databases (their files go with them),
+ * printing "stopping ..." and "stopped", and exits with `code`. A signal during startup waits
+ * for the databases to be up, then stops them. Idempotent: a second signal while stopping
+ * (Ctrl-C pressed again, the pane closing after Ctrl-C) waits for the same stop.
+ */
+function stop(code: number, reason: string): Promise<never> {
+  stopping ??= (async () => {
+    const databases = await databasesStarting.catch(() => undefined);
+    const running = [
+      ...[...children]
+        .filter((c) => !hasExited(c))
+        .map((c) => (c === service ? `BucketSync (pid ${c.pid})` : `a child (pid ${c.pid})`)),
+      ...(databases?.started ?? []).map((s) => `${SERVER_NAMES[s.server]} (pid ${s.pid}, port ${s.port})`),
+    ];
+    say(`${reason}: stopping ${running.join(', ') || 'nothing left running'}...`);
+    await Promise.all([...children].map((c) => stopChild(c)));
+    await databases?.stop();
+    say(`stopped${databases?.runDirectory ? `; removed ${databases.runDirectory}` : ''}.`);
+    process.exit(code);
+  })();
+  return stopping;
+}
+// SIGHUP is a closed terminal (or tmux pane): without a handler Node would exit at once and
+// leave Postgres running. npm run demo reaches here through scripts/workspace.mjs, which passes
+// its signals on and waits for this process.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (stopping) say(`${signal}: already stopping, waiting for it to finish...`);
+    else void stop(0, signal);
+  });
+}
 
 try {
+  const databases = await databasesStarting;
   const sourceUrl = databases.env.PG_TEST_URL!;
   const source = new pg.Client({ connectionString: sourceUrl });
   await source.connect();
@@ -111,23 +171,31 @@ try {
 
   say('Starting BucketSync...');
   let log = '';
-  service = spawn(process.execPath, [path.join(root, 'service/bin/bucketsync'), 'start', '-c', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
+  service = startChild(process.execPath, [path.join(root, 'service/bin/bucketsync'), 'start', '-c', configFile], {
+    ...process.env,
+    LOG_LEVEL: 'info',
   });
   service.stdout!.on('data', (d) => (log += d));
   service.stderr!.on('data', (d) => (log += d));
   const deadline = Date.now() + 60_000;
   while (!(log.includes('serving clients on') && log.includes('first consistent checkpoint'))) {
-    if (service.exitCode !== null || Date.now() > deadline) {
+    if (stopping) await stopping;
+    if (hasExited(service) || Date.now() > deadline) {
       console.error(`BucketSync did not start:\n${log}`);
-      await shutdown(1);
+      await stop(1, 'BucketSync did not start');
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   const actualPort = /"port":(\d+)/.exec(log.slice(log.indexOf('serving clients on')))![1];
   const endpoint = `http://127.0.0.1:${actualPort}`;
   say(`BucketSync is serving ${endpoint} (config: ${path.relative(root, configFile)})\n`);
+  const postgres = databases.started.find((s) => s.server === 'postgres');
+  // One line to find every process the demo started (its cleanup test reads it too).
+  say(
+    `Processes: BucketSync pid ${service.pid} port ${actualPort}; Postgres pid ${postgres?.pid} port ${postgres?.port}; ` +
+      `database files in ${databases.runDirectory}`,
+  );
+  say(`(all stopped and removed on Ctrl-C; initdb templates stay in ${TEMPLATES_ROOT}, see README)\n`);
 
   const testClient = path.join(root, 'test-client/bin/bucketsync-test-client');
   let failed = false;
@@ -137,7 +205,7 @@ try {
     say(`--- ${user} received:\n${result.output.trim()}\n`);
     if (result.code !== 0) failed = true;
   }
-  if (failed || once) await shutdown(failed ? 1 : 0);
+  if (failed || once) await stop(failed ? 1 : 0, failed ? 'a client failed' : 'done (--once)');
 
   const devToken = await signDevToken({ key, sub: 'alice', audience: 'bucketsync', expiresInSeconds: 86_400 });
   say(`Endpoint:  ${endpoint}
@@ -148,6 +216,7 @@ Try:  node test-client/bin/bucketsync-test-client fetch --endpoint ${endpoint} -
 Edit: psql ${sourceUrl}   (changes sync to connected clients)
 Running. Press Ctrl-C to stop.`);
 } catch (e) {
-  console.error(e);
-  await shutdown(1);
+  // Errors caused by stopping (a closed connection, a refused start) are expected, not news.
+  if (!stopping) console.error(e);
+  await stop(1, 'error');
 }

@@ -39,6 +39,6 @@ if (once) {
   await shutdown();
 } else {
   console.log('Running. Press Ctrl-C to stop.');
-  process.on('SIGINT', () => void shutdown());
-  process.on('SIGTERM', () => void shutdown());
+  // SIGHUP: the terminal was closed; the servers must not outlive it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown());
 }

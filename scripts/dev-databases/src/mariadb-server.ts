@@ -98,6 +98,9 @@ export async function startMariadb(options: StartMariadbOptions): Promise<Runnin
   return {
     url: `${base}/`,
     port: options.port,
+    get pid() {
+      return server.pid;
+    },
     databaseUrl: (db) => `${base}/${db}`,
     stop: () => server.stop('SIGTERM'),
   };

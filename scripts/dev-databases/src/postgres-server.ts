@@ -18,6 +18,11 @@ export interface RunningServer {
   /** Base URL of the server's default database. */
   readonly url: string;
   readonly port: number;
+  /**
+   * Pid of the server's main process (the Postgres postmaster, `mariadbd`), undefined once it
+   * has exited. Printed by the demo so a user (and the demo's cleanup test) can check it is gone.
+   */
+  readonly pid: number | undefined;
   /** URL of another database on the same server. */
   databaseUrl(database: string): string;
   stop(): Promise<void>;
@@ -148,6 +153,9 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Runn
   return {
     url: databaseUrl('postgres'),
     port: options.port,
+    get pid() {
+      return server.pid;
+    },
     databaseUrl,
     // SIGINT = Postgres "fast" shutdown: disconnect clients, no waiting.
     stop: () => server.stop('SIGINT'),

@@ -9,6 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 
 export const RUNS_ROOT = path.join(os.tmpdir(), 'bucketsync-dev-databases');
+/**
+ * Cached initdb / mariadb-install-db output, one folder per server version, copied for each
+ * run and kept between runs (the README says how to remove it). Nothing running uses it.
+ */
 export const TEMPLATES_ROOT = path.join(os.tmpdir(), 'bucketsync-dev-database-templates');
 
 export function isRoot(): boolean {

@@ -39,6 +39,11 @@ export class ServerProcess {
     });
   }
 
+  /** The process id while it runs; undefined once it has exited (or could not start). */
+  get pid(): number | undefined {
+    return this.exitDescription === undefined ? this.child.pid : undefined;
+  }
+
   /** Why the process has ended, or undefined while it runs. */
   get deadReason(): string | undefined {
     return this.exitDescription;
