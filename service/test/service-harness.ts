@@ -44,6 +44,8 @@ export interface ServiceOptions {
   readyWhen?: string;
   /** Extra keys of the `storage` section (e.g. `{ max_row_bytes: 2048 }`). */
   storageConfig?: Record<string, string | number>;
+  /** Extra arguments of `bucketsync start` (e.g. `['-r', 'api']`). */
+  args?: string[];
 }
 
 /** Writes the config files of a service (shared source and storage when `options.sharing`); returns the config file. */
@@ -78,9 +80,9 @@ function writeServiceConfig(options: ServiceOptions, id: string, key: ServiceHar
   return path.join(dir, 'config.yaml');
 }
 
-function spawnService(configFile: string) {
+function spawnService(configFile: string, args: string[] = []) {
   const process_ = { output: '' };
-  const child: ChildProcess = spawn(bin, ['start', '-c', configFile], {
+  const child: ChildProcess = spawn(bin, ['start', '-c', configFile, ...args], {
     env: { ...process.env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -102,7 +104,10 @@ export async function runServiceToExit(
   options: ServiceOptions & { sharing: ServiceHarness },
   timeoutMs = 30_000,
 ): Promise<{ code: number | null; output: string }> {
-  const { child, exited, output } = spawnService(writeServiceConfig(options, options.sharing.id, options.sharing.key));
+  const { child, exited, output } = spawnService(
+    writeServiceConfig(options, options.sharing.id, options.sharing.key),
+    options.args,
+  );
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   try {
     return { code: await exited, output: output() };
@@ -123,7 +128,7 @@ export async function startService(options: ServiceOptions): Promise<ServiceHarn
   }
 
   const key = options.sharing?.key ?? newKey();
-  const { child, exited, output } = spawnService(writeServiceConfig(options, id, key));
+  const { child, exited, output } = spawnService(writeServiceConfig(options, id, key), options.args);
 
   const waitForLog = async (text: string, count = 1, timeoutMs = 30_000) => {
     const deadline = Date.now() + timeoutMs;

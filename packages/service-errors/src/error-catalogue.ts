@@ -37,6 +37,10 @@ export const ErrorCode = {
   SOURCE_UNREACHABLE: 'BS3001',
   SOURCE_HISTORY_LOST: 'BS3002',
   SOURCE_MISCONFIGURED: 'BS3003',
+  SOURCE_AUTH_FAILED: 'BS3004',
+  SOURCE_DATABASE_MISSING: 'BS3005',
+  SOURCE_PERMISSION_DENIED: 'BS3006',
+  SOURCE_LOGICAL_REPLICATION_OFF: 'BS3007',
   // 4xxx: bucket storage
   STORAGE_UNREACHABLE: 'BS4001',
   SNAPSHOT_PENDING: 'BS4002',
@@ -44,6 +48,8 @@ export const ErrorCode = {
   // 5xxx: client requests
   REQUEST_INVALID: 'BS5001',
   TOO_MANY_BUCKETS: 'BS5002',
+  /** Wire code PowerSync uses for "no sync rules available"; clients retry it. */
+  SYNC_NOT_READY: 'PSYNC_S2302',
   // 9xxx: bugs
   INTERNAL: 'BS9001',
 } as const;
@@ -115,7 +121,7 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
   BS3001: entry(
     'BS3001',
     'The source database cannot be reached.',
-    'Check the connection settings and that the database is running; the service retries meanwhile.',
+    'Check the host and port in the source connection settings, that the database server is running, and that this machine can reach it (DNS, firewall).',
     true,
   ),
   BS3002: entry(
@@ -130,10 +136,34 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     'Run the SQL or change the settings named in this error, then restart the service.',
     false,
   ),
+  BS3004: entry(
+    'BS3004',
+    'The source database rejected the login.',
+    'Correct the user name and password in the source connection settings (replication.connections: uri, or username and password); if the server names pg_hba.conf, allow this host there. Then restart the service.',
+    false,
+  ),
+  BS3005: entry(
+    'BS3005',
+    'The database named in the source connection settings does not exist on that server.',
+    'Correct the database name (the path of the uri, or database) in replication.connections, or create that database, then restart the service.',
+    false,
+  ),
+  BS3006: entry(
+    'BS3006',
+    'The source database user lacks a permission replication needs.',
+    'Run the GRANT or ALTER ROLE named in this error as a superuser or the owner, then restart the service.',
+    false,
+  ),
+  BS3007: entry(
+    'BS3007',
+    'The source database server does not allow logical replication.',
+    'Change the server setting named in this error, restart the database server, then restart the service.',
+    false,
+  ),
   BS4001: entry(
     'BS4001',
-    'The bucket storage database cannot be reached.',
-    'Check the storage connection settings and that the database is running; the service retries meanwhile.',
+    'The bucket storage database cannot be reached or refused the connection.',
+    'Check the storage connection settings (host, port, database, user name, password) and that the database server is running.',
     true,
   ),
   BS4002: entry(
@@ -155,6 +185,13 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     'Narrow the sync config definitions named in this error, or raise max_buckets_per_connection.',
     false,
     400,
+  ),
+  PSYNC_S2302: entry(
+    'PSYNC_S2302',
+    'No sync config is active yet.',
+    'The client retries by itself; the service logs "first consistent checkpoint" when clients can sync.',
+    true,
+    503,
   ),
   BS9001: entry('BS9001', 'An internal error occurred.', 'Report it with the logs around this message.', false),
 };

@@ -51,15 +51,34 @@ function toServiceError(error: unknown): ServiceError {
   return new ServiceError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error), { cause: error });
 }
 
-async function sendError(reply: FastifyReply, error: unknown, logger: Logger): Promise<void> {
+/** Logs a refused client's reason at most once per interval (every client retries it). */
+const NOT_READY_LOG_INTERVAL_MS = 30_000;
+
+async function sendError(reply: FastifyReply, error: unknown, logger: Logger, state: ErrorLogState): Promise<void> {
   const e = toServiceError(error);
-  if (e.status >= 500) logger.error('request failed', { error: e });
+  if (e.status === 503) {
+    // A state of the service, not a fault of the request: clients retry, so say it once in a while.
+    reply.header('retry-after', '5');
+    if (Date.now() - state.notReadyLoggedAt >= NOT_READY_LOG_INTERVAL_MS) {
+      state.notReadyLoggedAt = Date.now();
+      logger.warn('clients are told to retry later', { reason: e.message });
+    }
+  } else if (e.status >= 500) logger.error('request failed', { error: e });
   await reply.code(e.status).type('application/json').send(e.toResponseBody());
 }
 
-/** Writes with back-pressure: waits for `drain` when the socket buffer is full. */
-async function write(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> {
-  if (!stream.write(chunk)) await once(stream, 'drain');
+interface ErrorLogState {
+  notReadyLoggedAt: number;
+}
+
+/**
+ * Writes with back-pressure: waits for `drain` when the socket buffer is full, or until the
+ * stream is aborted (a client that went away never drains; the wait must not outlive it).
+ */
+async function write(stream: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal): Promise<void> {
+  if (!stream.write(chunk) && !signal.aborted) {
+    await once(stream as NodeJS.EventEmitter, 'drain', { signal }).catch(() => undefined);
+  }
 }
 
 export async function createSyncServer(options: SyncServerOptions): Promise<FastifyInstance> {
@@ -68,14 +87,20 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   // ended) are destroyed rather than waited for, so shutdown never hangs on a client.
   const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   const openStreams = new Set<AbortController>();
+  const errorLog: ErrorLogState = { notReadyLoggedAt: 0 };
 
   // A malformed JSON body is a 400 naming the problem, like any other bad field.
   app.setErrorHandler(async (error, _request, reply) => {
     const status = (error as { statusCode?: number }).statusCode;
     if (status && status >= 400 && status < 500) {
-      await sendError(reply, new ServiceError(ErrorCode.REQUEST_INVALID, `body: ${(error as Error).message}`), logger);
+      await sendError(
+        reply,
+        new ServiceError(ErrorCode.REQUEST_INVALID, `body: ${(error as Error).message}`),
+        logger,
+        errorLog,
+      );
     } else {
-      await sendError(reply, error, logger);
+      await sendError(reply, error, logger, errorLog);
     }
   });
 
@@ -85,6 +110,15 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     if (!active) return reply.code(503).send({ ready: false, reason: 'no sync config is active yet' });
     return { ready: true };
   });
+
+  // Every request handler that uses storage or the source, from its first await to its last:
+  // shutdown waits for them before storage closes, so none touches a closed pool.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(handled: Promise<T>): Promise<T> => {
+    inFlight.add(handled);
+    void handled.finally(() => inFlight.delete(handled)).catch(() => undefined);
+    return handled;
+  };
 
   const createWriteCheckpoint = async (request: FastifyRequest, clientId: unknown, reply: FastifyReply) => {
     try {
@@ -98,18 +132,23 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
       const id = await storage.createManagedWriteCheckpoint({ userId: identity.userId, clientId, headPosition });
       return reply.send({ data: { write_checkpoint: id.toString() } });
     } catch (e) {
-      return sendError(reply, e, logger);
+      return sendError(reply, e, logger, errorLog);
     }
   };
   app.get('/write-checkpoint2.json', (request, reply) =>
-    createWriteCheckpoint(request, (request.query as Record<string, unknown>).client_id, reply),
+    track(createWriteCheckpoint(request, (request.query as Record<string, unknown>).client_id, reply)),
   );
   app.post('/sync/checkpoint-request', (request, reply) =>
-    createWriteCheckpoint(request, (request.body as Record<string, unknown> | undefined)?.client_id, reply),
+    track(createWriteCheckpoint(request, (request.body as Record<string, unknown> | undefined)?.client_id, reply)),
   );
 
-  app.post('/sync/stream', async (request, reply) => {
+  app.post('/sync/stream', (request, reply) => {
     const abort = new AbortController();
+    openStreams.add(abort);
+    return track(serveStream(request, reply, abort).finally(() => openStreams.delete(abort)));
+  });
+
+  const serveStream = async (request: FastifyRequest, reply: FastifyReply, abort: AbortController): Promise<void> => {
     let lines: AsyncGenerator<SyncLine> | undefined;
     let first: IteratorResult<SyncLine> | undefined;
     // The response's close means the client went away (the request's close only means its body was read).
@@ -132,7 +171,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     } catch (e) {
       abort.abort();
       await lines?.return(undefined);
-      return sendError(reply, e, logger);
+      return sendError(reply, e, logger, errorLog);
     }
 
     const encoding = options.allowBson === false ? NDJSON : chooseEncoding(request.headers.accept);
@@ -150,28 +189,33 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     const zip = gzip ? zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH, level: 1 }) : undefined;
     zip?.pipe(res);
     const out: NodeJS.WritableStream = zip ?? res;
-    openStreams.add(abort);
+    const clientGone = () => res.destroyed || res.writableEnded;
     try {
       for (let next = first; !next.done; next = await lines.next()) {
-        await write(out, encodeLine(next.value, encoding));
+        await write(out, encodeLine(next.value, encoding), abort.signal);
         if (abort.signal.aborted) break;
       }
     } catch (e) {
       // Mid-stream: the status is sent; end the stream and let the client reconnect.
       if (!abort.signal.aborted) logger.warn('sync stream failed', { error: toServiceError(e) });
     } finally {
-      openStreams.delete(abort);
       abort.abort();
       await lines.return(undefined).catch(() => undefined);
-      if (zip) zip.end();
+      if (clientGone()) {
+        // Nothing more can reach the client: free the compressor and the socket at once.
+        zip?.destroy();
+        res.destroy();
+      } else if (zip) zip.end();
       else res.end();
     }
-  });
+  };
 
   // preClose, not onClose: the server only finishes closing once every response has ended,
-  // so open sync streams must be ended first (their clients reconnect to another process).
+  // so open sync streams are ended first (their clients reconnect to another process), and
+  // their handlers are waited for so that storage closes only after the last one let go of it.
   app.addHook('preClose', async () => {
     for (const abort of openStreams) abort.abort();
+    await Promise.allSettled([...inFlight]);
   });
   return app;
 }

@@ -54,8 +54,6 @@ export interface SyncStreamOptions {
   /** Bucket data chunk limits. Defaults: 10,000 ops, 1 MiB. */
   chunkOps?: number;
   chunkBytes?: number;
-  /** While no sync config is active yet (first replication running), how often to look again. Default 1 s. */
-  waitForConfigMs?: number;
 }
 
 /** How often a connection checks that its sync config is still the active one. */
@@ -73,6 +71,19 @@ function activeConfigId(storage: BucketStorage): Promise<number | undefined> {
   );
   activeConfigLookups.set(storage, { at: Date.now(), configId });
   return configId;
+}
+
+/**
+ * The error a client gets while no sync config is active: why (nothing deployed, or the first
+ * copy still running) and that it retries. A retryable 503 (`PSYNC_S2302`), which the SDKs
+ * retry after their retry delay.
+ */
+async function notReadyError(storage: BucketStorage): Promise<ServiceError> {
+  const processing = await storage.getProcessingSyncConfig().catch(() => undefined);
+  const why = processing
+    ? `sync config ${processing.configId} is still being replicated for the first time; clients can sync once it reaches its first consistent checkpoint`
+    : 'no sync config is deployed (set sync_config in the service config and restart)';
+  return new ServiceError(ErrorCode.SYNC_NOT_READY, why);
 }
 
 /** Coalescing wake-ups: the loop handles the newest checkpoint and one keepalive at a time. */
@@ -116,14 +127,10 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
   const keepaliveMs = (options.keepaliveSeconds ?? 20) * 1000;
   const secondsLeft = () => Math.max(0, Math.floor(identity.expiresAt - Date.now() / 1000));
 
-  // Wait for an active config (the first replication may still be copying).
-  let config: SyncConfigStorage | undefined;
-  for (;;) {
-    config = await storage.getActiveSyncConfig();
-    if (config || signal.aborted) break;
-    await new Promise((r) => setTimeout(r, options.waitForConfigMs ?? 1000));
-  }
-  if (!config) return;
+  // No active config yet (none deployed, or its first copy is still running): the client is
+  // told so at once (a retryable 503) rather than held on a silent stream.
+  const config = await storage.getActiveSyncConfig();
+  if (!config) throw await notReadyError(storage);
 
   const rules = options.compile(config.content);
   const resolution = rules.resolveConnection({
@@ -200,8 +207,11 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       if (!wake.checkpoint) continue;
       wake.checkpoint = false;
 
+      // An active config is consistent whatever its op id: a config whose tables were empty
+      // activates at op id 0, and its clients get a complete (empty) checkpoint at once. Only
+      // an event without a position (no checkpoint committed at all) has nothing to send.
       const event = latest;
-      if (!event || event.checkpoint.opId === 0n) continue; // not consistent yet
+      if (!event || event.checkpoint.position === undefined) continue;
       const checkpoint = event.checkpoint;
 
       // What changed since the last checkpoint line: one lookup shared by every connection
