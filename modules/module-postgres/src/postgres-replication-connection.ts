@@ -4,8 +4,9 @@
  * with back-pressure (the socket pauses while the consumer is behind), plus standby status
  * updates that acknowledge flushed positions so the server can release WAL.
  */
-import { classifyPostgresError, connectPostgres } from '@bucketsync/lib-postgres';
+import { connectPostgres } from '@bucketsync/lib-postgres';
 import type pg from 'pg';
+import { classifyPostgresSourceError } from './postgres-errors.js';
 import { lsnToText, parseLsn } from './postgres-position.js';
 
 export type ReplicationFrame =
@@ -43,7 +44,11 @@ export class PostgresReplicationConnection {
     uri: string,
     applicationName = 'bucketsync-replication',
   ): Promise<PostgresReplicationConnection> {
-    return new PostgresReplicationConnection(await connectPostgres({ uri, applicationName, replication: true }));
+    try {
+      return new PostgresReplicationConnection(await connectPostgres({ uri, applicationName, replication: true }));
+    } catch (e) {
+      throw classifyPostgresSourceError(e, 'opening a replication connection');
+    }
   }
 
   /**
@@ -57,7 +62,7 @@ export class PostgresReplicationConnection {
       );
       return { consistentPoint: parseLsn(result.rows[0]!.consistent_point) };
     } catch (e) {
-      throw classifyPostgresError(e, `creating replication slot "${slot}"`);
+      throw classifyPostgresSourceError(e, `creating replication slot "${slot}"`);
     }
   }
 

@@ -21,6 +21,7 @@ import { positionFromLsnText } from './postgres-position.js';
 import { quoteIdent } from './postgres-replication-connection.js';
 import {
   checkPublication,
+  checkTablePrivileges,
   describePostgresTable,
   listPostgresTables,
   type PostgresTable,
@@ -54,6 +55,7 @@ export class PostgresSnapshotter implements Snapshotter {
     try {
       const tables = await listPostgresTables(client, patterns, this.context.config.tag);
       await checkPublication(client, this.context.config.publicationName, tables);
+      await checkTablePrivileges(client, tables);
       return tables.map((t) => t.descriptor);
     } catch (e) {
       throw classifyPostgresSourceError(e, 'listing tables');

@@ -41,11 +41,15 @@ export class PostgresStreamer implements Streamer {
   async createStartPosition(): Promise<string> {
     const admin = await this.admin('creating the replication slot');
     try {
-      await checkReplicationPrerequisites(admin);
-      // A slot left by a crash before the start position was saved is stale: start over.
+      // Every prerequisite first: a slot created before a failing check would hold WAL for nothing.
+      await checkReplicationPrerequisites(admin, this.context.config.publicationName);
+      // Called only while no start position is saved, so a slot of this name is stale (left by
+      // a crash before the position was saved) and nothing resumes from it: start over.
       await admin.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1', [
         this.slot,
       ]);
+    } catch (e) {
+      throw classifyPostgresSourceError(e, 'checking the replication prerequisites');
     } finally {
       await admin.end();
     }
@@ -65,7 +69,7 @@ export class PostgresStreamer implements Streamer {
     const descriptors = new Map<number, SourceTableDescriptor>();
     let replication: PostgresReplicationConnection | undefined;
     try {
-      await checkReplicationPrerequisites(admin);
+      await checkReplicationPrerequisites(admin, this.context.config.publicationName);
       replication = await PostgresReplicationConnection.connect(this.context.config.uri);
       this.replication = replication;
       this.acknowledged = parseLsn(from);

@@ -157,3 +157,24 @@ export async function checkPublication(
     );
   }
 }
+
+/**
+ * Checks that the connecting user may read `tables` (the copy and re-reads need SELECT).
+ * Fails with the GRANT to run, before any slot exists, instead of failing mid-copy.
+ */
+export async function checkTablePrivileges(client: pg.ClientBase, tables: readonly PostgresTable[]): Promise<void> {
+  if (tables.length === 0) return;
+  const { rows } = await client.query<{ oid: number; role: string }>(
+    `SELECT t.oid::int AS oid, current_user AS role FROM unnest($1::oid[]) AS t(oid)
+      WHERE NOT has_table_privilege(t.oid, 'SELECT')`,
+    [tables.map((t) => t.oid)],
+  );
+  if (rows.length === 0) return;
+  const denied = new Set(rows.map((r) => r.oid));
+  const names = tables.filter((t) => denied.has(t.oid)).map((t) => `"${t.schema}"."${t.name}"`);
+  const role = rows[0]!.role.replace(/"/g, '""');
+  throw new ServiceError(
+    ErrorCode.SOURCE_PERMISSION_DENIED,
+    `the user "${rows[0]!.role}" may not read ${names.join(', ')}. Run as the tables' owner: GRANT SELECT ON ${names.join(', ')} TO "${role}";`,
+  );
+}

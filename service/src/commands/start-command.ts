@@ -5,8 +5,16 @@
  * closes client streams, stops replication (finishing the in-flight flush, releasing the
  * replication lock) and closes storage.
  */
-import { createLogger, type Logger } from '@bucketsync/lib-services';
-import { createSyncServer, lockHolderName, ReplicationEngine, TokenVerifier } from '@bucketsync/service-core';
+import { createLogger, sleep, type Logger } from '@bucketsync/lib-services';
+import {
+  createSyncServer,
+  formatDelay,
+  lockHolderName,
+  ReplicationEngine,
+  RetryBackoff,
+  TokenVerifier,
+  type BucketStorage,
+} from '@bucketsync/service-core';
 import { ServiceError } from '@bucketsync/service-errors';
 import { parseSyncConfig, type SyncConfig } from '@bucketsync/sync-rules';
 import { loadServiceConfig, type ServiceConfig } from '../service-config.js';
@@ -64,9 +72,31 @@ export async function startCommand(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * Opens bucket storage. While it cannot be reached (not up yet, restarting) it retries with
+ * backoff, saying so; a permanent error (bad credentials, a missing database, a newer schema)
+ * is thrown at once, since nothing changes until the settings do. Undefined when aborted.
+ */
+async function openStorage(
+  config: ServiceConfig,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<BucketStorage | undefined> {
+  const backoff = new RetryBackoff(); // 1 s doubling to 60 s, like replication
+  for (;;) {
+    try {
+      return await config.storage.module.open(config.storage.config);
+    } catch (e) {
+      if (!(e instanceof ServiceError) || !e.retryable || signal.aborted) throw e;
+      const delay = backoff.next();
+      logger.warn(`${e.message} Retrying in ${formatDelay(delay)}`, { error: e, retryInMs: delay });
+      await sleep(delay, signal).catch(() => undefined);
+      if (signal.aborted) return undefined;
+    }
+  }
+}
+
 async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Promise<number> {
-  const storage = await config.storage.module.open(config.storage.config);
-  logger.info('bucket storage ready', { type: config.storage.module.type });
   const abort = new AbortController();
   let signals = 0;
   const onSignal = (signal: string) => {
@@ -82,6 +112,23 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
   const stopped = new Promise<void>((resolve) =>
     abort.signal.addEventListener('abort', () => resolve(), { once: true }),
   );
+  let opened: BucketStorage | undefined;
+  try {
+    opened = await openStorage(config, logger, abort.signal);
+  } catch (e) {
+    logger.error(
+      `${e instanceof ServiceError ? e.message : `could not open bucket storage: ${(e as Error).message}`} ` +
+        'Stopping (exit code 1): retrying cannot help until this is fixed.',
+      { error: e },
+    );
+    return 1;
+  }
+  if (!opened) {
+    logger.info('stopped before bucket storage was reachable');
+    return 0;
+  }
+  const storage = opened;
+  logger.info('bucket storage ready', { type: config.storage.module.type });
   const compile = syncConfigCompiler();
   const connection = config.connections[0]!;
 

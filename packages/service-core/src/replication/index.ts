@@ -2,6 +2,7 @@ export type { ChangeEvent, RowChangeEvent } from './change-event.js';
 export { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
 export { ReplicationEngine, type ReplicationEngineOptions } from './replication-engine.js';
 export { holderIsDeadLocalProcess, lockHolderName } from './lock-holder.js';
+export { formatDelay, RetryBackoff, shouldRetry, type RetryBackoffOptions } from './retry-backoff.js';
 export { SnapshotQueue, type SnapshotQueueOptions } from './snapshot-queue.js';
 export {
   DEFAULT_SOURCE_CAPABILITIES,

@@ -6,12 +6,13 @@
  * when a checkpoint may appear; storage enforces the invariants, this drives them.
  */
 import { sleep, type Logger } from '@bucketsync/lib-services';
-import { ErrorCode, isRetryable, ServiceError } from '@bucketsync/service-errors';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type { SourceTableDescriptor, SqliteRow, StoredTable } from '../storage/storage-types.js';
 import { sameColumns } from '../storage/table-columns.js';
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
 import type { WriteBatch, WriteBatchHooks } from '../storage/write-batch.js';
 import type { ChangeEvent } from './change-event.js';
+import { formatDelay, RetryBackoff, shouldRetry } from './retry-backoff.js';
 import { SnapshotQueue } from './snapshot-queue.js';
 import type { Snapshotter, SourceTablePattern, Streamer } from './source-module.js';
 
@@ -54,21 +55,22 @@ export class ReplicationCoordinator {
   constructor(private readonly options: ReplicationCoordinatorOptions) {}
 
   /**
-   * Replicates until `signal` aborts. Retryable failures restart the work after a backoff
-   * (resuming from the saved position and table progress); a permanent failure is reported
-   * to storage and thrown.
+   * Replicates until `signal` aborts. Retryable failures (and unexpected ones, BS9001, which
+   * are not known to be permanent) restart the work after a backoff that doubles from
+   * `retry.initialDelayMs` to `retry.maxDelayMs` and resets once a checkpoint is committed,
+   * resuming from the saved position and table progress; each is logged once with the delay.
+   * A permanent failure (bad credentials, missing rights or settings, history lost) is
+   * reported to storage and thrown without retrying: the caller says what happens next.
    */
   async run(signal: AbortSignal): Promise<void> {
-    const initial = this.options.retry?.initialDelayMs ?? 1000;
-    const max = this.options.retry?.maxDelayMs ?? 60_000;
-    let delay = initial;
+    const backoff = new RetryBackoff(this.options.retry);
     while (!signal.aborted) {
       const attempt = new AbortController();
       const forward = () => attempt.abort(signal.reason);
       signal.addEventListener('abort', forward, { once: true });
       if (signal.aborted) forward();
       try {
-        await this.runOnce(attempt.signal, () => (delay = initial));
+        await this.runOnce(attempt.signal, () => backoff.reset());
         return;
       } catch (e) {
         if (signal.aborted) return;
@@ -77,13 +79,13 @@ export class ReplicationCoordinator {
             ? e
             : new ServiceError(ErrorCode.INTERNAL, (e as Error)?.message ?? String(e), { cause: e });
         await this.options.storage.reportError(error).catch(() => undefined);
-        if (!isRetryable(error)) {
-          this.options.logger.error('replication stopped', { error });
-          throw error;
-        }
-        this.options.logger.warn('replication failed, retrying', { error, retryInMs: delay });
+        if (!shouldRetry(error)) throw error;
+        const delay = backoff.next();
+        this.options.logger.warn(`replication failed; retrying in ${formatDelay(delay)}`, {
+          error,
+          retryInMs: delay,
+        });
         await sleep(delay, signal).catch(() => undefined);
-        delay = Math.min(delay * 2, max);
       } finally {
         attempt.abort();
         signal.removeEventListener('abort', forward);
@@ -110,8 +112,20 @@ export class ReplicationCoordinator {
     });
     try {
       if (start === undefined) {
+        // Check the prerequisites (publication, keys, read rights) before the start position
+        // exists: on Postgres it is a slot, which holds WAL on the source until it is dropped.
+        await snapshotter.listTables(this.options.patterns, signal);
         start = await streamer.createStartPosition(signal);
-        await control.setResumePosition(start);
+        try {
+          await control.setResumePosition(start);
+        } catch (e) {
+          // Nothing resumes from a position that was never saved: release it now rather than
+          // leave it holding history until the next attempt replaces it.
+          await streamer
+            .destroy()
+            .catch((d: unknown) => logger.warn('could not release the unsaved start position', { error: d }));
+          throw e;
+        }
         logger.info('replication start position fixed', { position: start });
       }
 

@@ -3,7 +3,9 @@
  * replicating (the active one, and a processing one beside it after a deploy), each under
  * its storage replication lock. Storage activates a processing config at its first
  * consistent checkpoint; the engine then stops the old config's job, drops its stream
- * resources (slot) and cleans up its storage. History loss restarts into a fresh copy.
+ * resources (slot) and cleans up its storage. History loss restarts into a fresh copy; any
+ * other permanent failure stops that config's replication until the service is restarted
+ * (the coordinator has already retried what retrying can fix), and the log says so.
  */
 import { sleep, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
@@ -29,8 +31,6 @@ export interface ReplicationEngineOptions<Config> {
   replicationIdPrefix?: string;
   /** How often config states are re-read and locks retried. Default 2 s. */
   pollIntervalMs?: number;
-  /** Wait after a permanent failure before trying again (the user may have fixed it). Default 30 s. */
-  permanentRetryDelayMs?: number;
   coordinator?: Pick<ReplicationCoordinatorOptions, 'tableConcurrency' | 'chunkSize' | 'retry'>;
 }
 
@@ -45,6 +45,12 @@ export class ReplicationEngine<Config> {
   private readonly lockWaitLogged = new Set<number>();
   /** Configs whose source history is gone: they keep serving but are not replicated again. */
   private readonly historyLost = new Set<number>();
+  /**
+   * Configs whose replication stopped with a permanent error (bad credentials, a missing
+   * setting or right): not started again by this process, since nothing would change until
+   * someone fixes the cause and restarts the service. Their stored data keeps serving clients.
+   */
+  private readonly failed = new Set<number>();
   /** Stopped configs whose stream resources and storage are still to be cleaned up. */
   private readonly toRetire = new Set<number>();
 
@@ -101,13 +107,23 @@ export class ReplicationEngine<Config> {
       this.historyLost.delete(configId);
       this.toRetire.add(configId);
     }
+    // A config stopped by a permanent error that was replaced since: retire it like any other.
+    for (const configId of this.failed) {
+      if (wantedIds.has(configId)) continue;
+      this.failed.delete(configId);
+      this.toRetire.add(configId);
+    }
     // Kept until done: a retirement that failed is tried again next round.
     for (const configId of this.toRetire) {
       await this.retire(configId);
       this.toRetire.delete(configId);
     }
     for (const config of wanted) {
-      if (!this.jobs.has(config.configId) && !this.historyLost.has(config.configId)) {
+      if (
+        !this.jobs.has(config.configId) &&
+        !this.historyLost.has(config.configId) &&
+        !this.failed.has(config.configId)
+      ) {
         await this.startJob(config, signal);
       }
     }
@@ -188,11 +204,12 @@ export class ReplicationEngine<Config> {
           await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
         }
       } else {
-        log.error('replication of this sync config stopped; retrying later', {
-          error: e,
-          retryInMs: this.options.permanentRetryDelayMs ?? 30_000,
-        });
-        await sleep(this.options.permanentRetryDelayMs ?? 30_000, signal).catch(() => undefined);
+        // Not retried: the coordinator retries what retrying can fix; this needs a change first.
+        this.failed.add(config.configId);
+        log.error(
+          'replication of this sync config stopped and is not retried: fix the cause named in the error, then restart the service',
+          { error: e },
+        );
       }
     } finally {
       clearInterval(refresh);
