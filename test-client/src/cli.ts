@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FETCH_USAGE, fetchCommand } from './fetch-command.js';
+import { GENERATE_KEY_USAGE, generateKeyCommand } from './generate-key-command.js';
 import { GENERATE_TOKEN_USAGE, generateTokenCommand } from './generate-token-command.js';
 
 interface Command {
@@ -19,6 +20,11 @@ const packageJson = JSON.parse(
 ) as { version: string };
 
 const commands: Record<string, Command> = {
+  'generate-key': {
+    summary: 'print a fresh HS256 signing key as a JWK, or as a client_auth config section (--format config)',
+    usage: GENERATE_KEY_USAGE,
+    run: generateKeyCommand,
+  },
   'generate-token': {
     summary: "mint an HS256 development token from a service config's client_auth key",
     usage: GENERATE_TOKEN_USAGE,

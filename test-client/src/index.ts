@@ -36,6 +36,7 @@ export {
   type SyncRequestOptions,
 } from './sync-request.js';
 export { signHs256Token, type Hs256TokenOptions } from './hs256-token.js';
+export { clientAuthSection, newHs256Jwk, type Hs256Jwk } from './generate-key-command.js';
 export {
   ClientAuthConfigError,
   loadClientAuthConfig,
