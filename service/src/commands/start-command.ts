@@ -118,7 +118,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
   } catch (e) {
     logger.error(
       `${e instanceof ServiceError ? e.message : `could not open bucket storage: ${(e as Error).message}`} ` +
-        'Stopping (exit code 1): retrying cannot help until this is fixed.',
+        'Stopping (exit code 1): this does not pass by itself; fix it and start again.',
       { error: e },
     );
     return 1;
