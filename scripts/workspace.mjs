@@ -132,6 +132,35 @@ async function runBuiltScript(script, extraArgs) {
   process.exit(await run(process.execPath, [path.join(root, script), ...extraArgs]));
 }
 
+/**
+ * Installs, builds, then runs the demo in the foreground. Ctrl-C, a closed terminal (SIGHUP) or
+ * SIGTERM reaching this process is passed on to the demo, and this process exits only when the
+ * demo has: exiting first would let a closing pane hang up the demo in the middle of stopping its
+ * databases. A signal sent to the whole process group reaches the demo twice; it stops once.
+ */
+async function demo(extraArgs) {
+  await install();
+  await build();
+  const child = spawn(process.execPath, [path.join(root, 'scripts/demo/dist/demo.js'), ...extraArgs], {
+    cwd: root,
+    stdio: 'inherit',
+    env,
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    });
+  }
+  const code = await new Promise((resolve) => {
+    child.on('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 1 : 0)));
+    child.on('error', (err) => {
+      console.error(`could not run the demo: ${err.message}`);
+      resolve(1);
+    });
+  });
+  process.exit(code);
+}
+
 async function bench(extraArgs) {
   await install();
   await build();
@@ -159,7 +188,7 @@ switch (task) {
     await test(rest);
     break;
   case 'demo':
-    await runBuiltScript('scripts/demo/dist/demo.js', rest);
+    await demo(rest);
     break;
   case 'oracle':
     await runBuiltScript('scripts/oracle/dist/cli.js', rest);

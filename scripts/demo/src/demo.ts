@@ -125,10 +125,16 @@ function stop(code: number, reason: string): Promise<never> {
 // SIGHUP is a closed terminal (or tmux pane): without a handler Node would exit at once and
 // leave Postgres running. npm run demo reaches here through scripts/workspace.mjs, which passes
 // its signals on and waits for this process.
+let firstSignalAt = 0;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
-    if (stopping) say(`${signal}: already stopping, waiting for it to finish...`);
-    else void stop(0, signal);
+    if (!stopping) {
+      firstSignalAt = Date.now();
+      void stop(0, signal);
+    } else if (Date.now() - firstSignalAt > 1000) {
+      // Within a second it is the same Ctrl-C arriving twice (from the terminal and through workspace.mjs).
+      say(`${signal}: already stopping, waiting for it to finish...`);
+    }
   });
 }
 
