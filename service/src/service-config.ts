@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { unknownKeyProblem } from '@bucketsync/lib-services';
 import { decodeAuthConfig, type AuthConfig, type SourceModule } from '@bucketsync/service-core';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { parseDocument, type ScalarTag } from 'yaml';
@@ -39,17 +40,57 @@ export interface ServiceConfig {
   warnings: string[];
 }
 
-/** Top-level keys BucketSync reads. Anything else is kept, with a warning. */
-const KNOWN_KEYS = new Set([
-  'replication',
-  'storage',
-  'sync_config',
-  'sync_rules',
-  'client_auth',
-  'api',
-  'port',
-  'host',
-]);
+/**
+ * The keys BucketSync reads, per section, and the keys PowerSync configs carry that BucketSync
+ * does not use. A key in neither is a mistake (most often a typo): an error with a did-you-mean,
+ * never a silent default (`prot: 18599` must not leave the service on 8080). A PowerSync key is
+ * accepted with a warning, so existing configs load.
+ */
+const SECTIONS: Record<string, { known?: readonly string[]; established: readonly string[] }> = {
+  '': {
+    known: ['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port', 'host'],
+    established: ['dev', 'metadata', 'migrations', 'telemetry', 'healthcheck', 'parameters'],
+  },
+  api: { known: ['bson', 'gzip', 'tokens'], established: ['parameters'] },
+  sync_config: { known: ['path', 'content'], established: ['exit_on_error'] },
+  replication: { known: ['connections'], established: [] },
+  // client_auth's own decoder (strict) reports keys it does not read, with a did-you-mean.
+  client_auth: { established: ['block_local_jwks', 'jwks_reject_ip_ranges', 'supabase', 'supabase_jwt_secret'] },
+  storage: {
+    known: ['type', 'uri', 'schema', 'max_pool_size', 'max_row_bytes'],
+    established: [
+      'sslmode',
+      'cacert',
+      'client_certificate',
+      'client_private_key',
+      'tls_servername',
+      'reject_ip_ranges',
+    ],
+  },
+};
+
+/**
+ * Sorts the keys of one section: warnings for PowerSync keys BucketSync ignores (removed from
+ * `section`), problems for keys nobody reads. `path` is the section's path (`''` at the top).
+ */
+function checkKeys(
+  section: Record<string, unknown>,
+  name: string,
+  path: string,
+  out: { problems: string[]; warnings: string[] },
+): void {
+  const { known, established } = SECTIONS[name]!;
+  for (const key of Object.keys(section)) {
+    if (known?.includes(key)) continue;
+    const where = path ? `${path}.${key}` : key;
+    if (established.includes(key)) {
+      out.warnings.push(`${where}: a PowerSync setting BucketSync does not use; ignored`);
+      delete section[key];
+    } else if (known) {
+      out.problems.push(unknownKeyProblem(where, [...known, ...established]));
+    }
+  }
+}
 
 function envTag(missing: string[]): ScalarTag {
   return {
@@ -95,9 +136,8 @@ export function loadServiceConfig(
   const warnings: string[] = [];
   if (!isObject(raw))
     throw invalid(absolute, ['the file must contain a mapping of keys (replication, storage, sync_config)']);
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_KEYS.has(key)) warnings.push(`${key}: not used by BucketSync; ignored`);
-  }
+  checkKeys(raw, '', '', { problems, warnings });
+  if (isObject(raw.replication)) checkKeys(raw.replication, 'replication', 'replication', { problems, warnings });
 
   // storage
   let storage: ServiceConfig['storage'] | undefined;
@@ -105,6 +145,7 @@ export function loadServiceConfig(
   if (!isObject(rawStorage)) {
     problems.push('storage: required (a mapping with type and uri)');
   } else {
+    checkKeys(rawStorage, 'storage', 'storage', { problems, warnings });
     const module = STORAGE_MODULES.find((m) => m.type === rawStorage.type);
     if (!module) {
       problems.push(
@@ -180,6 +221,7 @@ export function loadServiceConfig(
   let syncConfig: ServiceConfig['syncConfig'] | undefined;
   const rawSync = raw.sync_config ?? raw.sync_rules;
   const syncKey = raw.sync_config !== undefined ? 'sync_config' : 'sync_rules';
+  if (isObject(rawSync)) checkKeys(rawSync, 'sync_config', syncKey, { problems, warnings });
   if (!isObject(rawSync)) {
     problems.push('sync_config: required (path: <file> relative to this config, or content: |)');
   } else if (typeof rawSync.content === 'string') {
@@ -200,6 +242,7 @@ export function loadServiceConfig(
   // client_auth, port, host (the API)
   let clientAuth: AuthConfig | undefined;
   if (raw.client_auth !== undefined) {
+    if (isObject(raw.client_auth)) checkKeys(raw.client_auth, 'client_auth', 'client_auth', { problems, warnings });
     try {
       clientAuth = decodeAuthConfig(raw.client_auth);
     } catch (e) {
@@ -220,6 +263,7 @@ export function loadServiceConfig(
   const api = { bson: true, gzip: true, tokens: [] as string[] };
   if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, gzip, tokens)');
   else {
+    checkKeys(rawApi, 'api', 'api', { problems, warnings });
     if (rawApi.bson !== undefined && typeof rawApi.bson !== 'boolean')
       problems.push('api.bson: expected true or false');
     else if (rawApi.bson === false) api.bson = false;

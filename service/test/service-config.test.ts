@@ -41,7 +41,7 @@ describe('service config file', () => {
     });
     expect(config.syncConfig.content).toContain('global');
     expect(config.syncConfig.source).toBe(path.join(dir, 'sync.yaml'));
-    expect(config.warnings).toEqual(['telemetry: not used by BucketSync; ignored']);
+    expect(config.warnings).toEqual(['telemetry: a PowerSync setting BucketSync does not use; ignored']);
   });
 
   it('names every problem by its path in one error', () => {
@@ -70,6 +70,78 @@ sync_config:
       ].join('\n  - '),
     );
     expect(() => loadServiceConfig(file)).toThrow(/sync_config\.path: cannot read .*missing\.yaml \(ENOENT\)/);
+  });
+
+  it('refuses misspelt keys at every level with a did-you-mean, and only warns about PowerSync keys', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://user:pw@db:5432/app';
+    const file = configFile(
+      'typos.yaml',
+      `
+replication:
+  connections:
+    - type: postgresql
+      uri: !env TEST_SOURCE_URL
+      publication_nmae: pub
+storage:
+  type: postgresql
+  uri: postgres://localhost/storage
+  max_pool_szie: 4
+sync_confg:
+  path: sync.yaml
+prot: 18599
+api:
+  gzpi: false
+  parameters: { max_concurrent_connections: 10 }
+client_auth:
+  audeince: [x]
+  audience: [x]
+  jwks: { keys: [{ kty: oct, alg: HS256, k: c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0 }] }
+  supabase: false
+migrations: { disable_auto_migration: true }
+totally_unrelated_thing: 1
+`,
+    );
+    let message = '';
+    try {
+      loadServiceConfig(file);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('sync_confg: unknown key; did you mean sync_config?');
+    expect(message).toContain('prot: unknown key; did you mean port?');
+    expect(message).toContain('api.gzpi: unknown key; did you mean gzip?');
+    expect(message).toContain('storage.max_pool_szie: unknown key; did you mean max_pool_size?');
+    expect(message).toContain(
+      'replication.connections[0].publication_nmae: unknown key; did you mean publication_name?',
+    );
+    expect(message).toContain('client_auth.audeince: unknown key; did you mean audience?');
+    expect(message).toMatch(/totally_unrelated_thing: unknown key \(expected one of api, client_auth, .*\)/);
+    // The misspelling is named first, before what its absence caused.
+    expect(message.indexOf('sync_confg: unknown key')).toBeLessThan(message.indexOf('sync_config: required'));
+    // Keys PowerSync configs carry are not errors.
+    expect(message).not.toContain('- migrations');
+    expect(message).not.toContain('- api.parameters');
+    expect(message).not.toContain('- client_auth.supabase');
+  });
+
+  it('warns about the PowerSync keys it ignores, by path', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://user:pw@db:5432/app';
+    const config = loadServiceConfig(
+      configFile(
+        'powersync-keys.yaml',
+        `${VALID}
+api:
+  parameters: { max_buckets_per_connection: 100 }
+migrations:
+  disable_auto_migration: true
+`,
+      ),
+    );
+    expect(config.warnings).toEqual([
+      'telemetry: a PowerSync setting BucketSync does not use; ignored',
+      'migrations: a PowerSync setting BucketSync does not use; ignored',
+      'api.parameters: a PowerSync setting BucketSync does not use; ignored',
+    ]);
   });
 
   it('explains a missing file and required sections', () => {

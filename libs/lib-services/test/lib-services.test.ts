@@ -1,7 +1,7 @@
 import { ServiceError } from '@bucketsync/service-errors';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { createLogger, decodeConfig, Lifecycle, sleep } from '../src/index.js';
+import { closestKey, createLogger, decodeConfig, Lifecycle, sleep, unknownKeyProblem } from '../src/index.js';
 
 describe('logger', () => {
   it('writes JSON lines with level, message and fields, and drops lines below the level', () => {
@@ -90,5 +90,28 @@ describe('decodeConfig', () => {
     expect(message).toContain('port: Expected number, received string (got string "abc")');
     expect(message).toContain("storage.type: Invalid enum value. Expected 'postgresql' | 'mongodb', received 'sqlite'");
     expect(message).toContain('storage.uri: Required (got nothing)');
+  });
+});
+
+describe('misspelt config keys', () => {
+  it('suggests the closest known key within a third of its length, ignoring case and dashes', () => {
+    const known = ['sync_config', 'port', 'host', 'storage', 'max_pool_size'];
+    expect(closestKey('sync_confg', known)).toBe('sync_config');
+    expect(closestKey('prot', known)).toBe('port'); // a swap of two letters costs one
+    expect(closestKey('Max-Pool-Size', known)).toBe('max_pool_size');
+    expect(closestKey('replication_slots', known)).toBeUndefined();
+    expect(closestKey('x'.repeat(10_000), known)).toBeUndefined(); // no quadratic work on hostile input
+  });
+
+  it('names the path and the suggestion, or the keys that are read there', () => {
+    expect(unknownKeyProblem('api.gzpi', ['bson', 'gzip'])).toBe('api.gzpi: unknown key; did you mean gzip?');
+    expect(unknownKeyProblem('api.zzz', ['gzip', 'bson'])).toBe('api.zzz: unknown key (expected one of bson, gzip)');
+  });
+
+  it('decodeConfig reports a strict schema’s unknown keys with a did-you-mean at their path', () => {
+    const schema = z.object({ db: z.object({ uri: z.string(), schema: z.string().optional() }).strict() }).strict();
+    expect(() => decodeConfig(schema, { db: { uri: 'x', shcema: 'y' } }, 'storage')).toThrow(
+      'db.shcema: unknown key; did you mean schema?',
+    );
   });
 });
