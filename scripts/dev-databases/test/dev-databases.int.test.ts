@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
@@ -52,6 +52,24 @@ describe('throwaway test databases', () => {
     }
     const pg2 = new pg.Client({ connectionString: databases.env.PG_TEST_URL, connectionTimeoutMillis: 2000 });
     await expect(pg2.connect()).rejects.toThrow();
+  });
+
+  it('start only the servers asked for (the demo needs Postgres, not MariaDB), and stop once when asked twice', async () => {
+    const databases = await startTestDatabases({ env: {}, servers: ['postgres'] });
+    const runDirectory = databases.runDirectory!;
+    try {
+      expect(databases.started.map((s) => s.server)).toEqual(['postgres']);
+      expect(alive(databases.started[0]!.pid!)).toBe(true);
+      expect(Object.keys(databases.env).sort()).toEqual(['PG_STORAGE_TEST_URL', 'PG_TEST_URL']);
+      expect(databases.description).toContain('MYSQL_TEST_URL: not set and no mariadb server requested');
+      expect(readdirSync(runDirectory)).toContain('postgres');
+      expect(readdirSync(runDirectory)).not.toContain('mariadb');
+    } finally {
+      // A second Ctrl-C calls stop again while the first is still stopping.
+      await Promise.all([databases.stop(), databases.stop()]);
+    }
+    expect(databases.started[0]!.pid).toBeUndefined();
+    expect(existsSync(runDirectory)).toBe(false);
   });
 
   it('use the servers named by the environment instead of starting new ones', async () => {
