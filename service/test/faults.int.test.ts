@@ -13,6 +13,7 @@ import {
   Schema,
   SyncStreamConnectionMethod,
   Table,
+  type LogRecord,
   type PowerSyncBackendConnector,
 } from '@powersync/node';
 import pg from 'pg';
@@ -52,12 +53,17 @@ async function sourceRows(h: ServiceHarness, owner: string): Promise<string[]> {
 const clientSchema = new Schema({ items: new Table({ owner: column.text, note: column.text }) });
 
 let clientCounter = 0;
-/** A @powersync/node database in a fresh folder (a distinct file name each: the client locks by name). */
-function openClientDatabase(): PowerSyncDatabase {
+/**
+ * A @powersync/node database in a fresh folder (a distinct file name each: the client locks by
+ * name). What the SDK logs goes to `log`, not the test output: a fault test makes it log errors
+ * with stack traces on purpose, and a green run should not look like a red one.
+ */
+function openClientDatabase(log: LogRecord[] = []): PowerSyncDatabase {
   const dir = mkdtempSync(path.join(tmpdir(), 'faults-client-'));
   return new PowerSyncDatabase({
     schema: clientSchema,
     database: { dbFilename: `faults-${process.pid}-${++clientCounter}.db`, dbLocation: dir },
+    logger: { log: (record) => log.push(record) },
   });
 }
 
@@ -226,7 +232,8 @@ describeIntegration('postgres', 'faults with clear expectations (real service, r
   it('bucket storage down for 30 s: the service keeps running and retries, the client reconnects, nothing is lost', async () => {
     const storage = await startThrowawayPostgres();
     let h: ServiceHarness | undefined;
-    const db = openClientDatabase();
+    const sdkLog: LogRecord[] = [];
+    const db = openClientDatabase(sdkLog);
     try {
       h = await startService({
         sourceUrl: sharedSourceUrl,
@@ -287,6 +294,8 @@ describeIntegration('postgres', 'faults with clear expectations (real service, r
       expect(h.exitCode()).toBeNull();
       // It said what was wrong and that it retries.
       expect(logsWith(h.output(), 'warn', 'retrying', 'BS4001').length).toBeGreaterThan(0);
+      // The client saw the outage as failed requests (logged by the SDK, kept out of the output).
+      expect(sdkLog.some((r) => r.level >= 40)).toBe(true);
     } finally {
       await db.disconnectAndClear().catch(() => undefined);
       await db.close().catch(() => undefined);
