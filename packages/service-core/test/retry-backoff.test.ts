@@ -18,11 +18,11 @@ describe('RetryBackoff', () => {
 });
 
 describe('which failures are retried', () => {
-  it('retries what may pass by itself and unexpected errors, never bad credentials or missing settings', () => {
+  it('retries what may pass by itself, never bad credentials, missing settings or unexpected errors', () => {
     expect(shouldRetry(new ServiceError(ErrorCode.SOURCE_UNREACHABLE))).toBe(true);
     expect(shouldRetry(new ServiceError(ErrorCode.STORAGE_UNREACHABLE))).toBe(true);
-    expect(shouldRetry(new ServiceError(ErrorCode.INTERNAL))).toBe(true);
     for (const code of [
+      ErrorCode.INTERNAL,
       ErrorCode.SOURCE_AUTH_FAILED,
       ErrorCode.SOURCE_DATABASE_MISSING,
       ErrorCode.SOURCE_PERMISSION_DENIED,

@@ -55,12 +55,13 @@ export class ReplicationCoordinator {
   constructor(private readonly options: ReplicationCoordinatorOptions) {}
 
   /**
-   * Replicates until `signal` aborts. Retryable failures (and unexpected ones, BS9001, which
-   * are not known to be permanent) restart the work after a backoff that doubles from
-   * `retry.initialDelayMs` to `retry.maxDelayMs` and resets once a checkpoint is committed,
-   * resuming from the saved position and table progress; each is logged once with the delay.
-   * A permanent failure (bad credentials, missing rights or settings, history lost) is
-   * reported to storage and thrown without retrying: the caller says what happens next.
+   * Replicates until `signal` aborts. Retryable failures restart the work after a backoff
+   * that doubles from `retry.initialDelayMs` to `retry.maxDelayMs` and resets once a
+   * checkpoint is committed, resuming from the saved position and table progress; each is
+   * logged once, saying when the next attempt comes.
+   * A permanent failure (bad credentials, missing rights or settings, history lost, an
+   * unexpected error) is reported to storage and thrown without retrying: the caller says
+   * what happens next.
    */
   async run(signal: AbortSignal): Promise<void> {
     const backoff = new RetryBackoff(this.options.retry);

@@ -3,7 +3,7 @@
  * Delays double from `initialDelayMs` to `maxDelayMs` and go back to the start after a
  * success. Pure (no timers): callers sleep for `next()` themselves and log what it says.
  */
-import { ErrorCode, type ServiceError } from '@bucketsync/service-errors';
+import type { ServiceError } from '@bucketsync/service-errors';
 
 export interface RetryBackoffOptions {
   /** First delay. Default 1 s. */
@@ -37,12 +37,12 @@ export class RetryBackoff {
 }
 
 /**
- * Whether a failure is retried: when the error says retrying can help, and for unexpected
- * errors (BS9001), which are not known to be permanent. Everything else (bad credentials, a
- * missing setting or right) needs someone to change something first, so it stops.
+ * Whether a failure is retried: only when the error says retrying can help (the server is
+ * unreachable, restarting, out of connections). Everything else (bad credentials, a missing
+ * setting or right, an unexpected BS9001) stops: it does not pass by itself.
  */
 export function shouldRetry(error: ServiceError): boolean {
-  return error.retryable || error.code === ErrorCode.INTERNAL;
+  return error.retryable;
 }
 
 /** A delay for log lines: `1 s`, `0.25 s`, `60 s`. */
