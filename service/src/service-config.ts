@@ -34,8 +34,11 @@ export interface ServiceConfig {
   port: number;
   /** Address the API listens on (`host`, default 0.0.0.0). */
   host: string;
-  /** `api` section: `bson` / `gzip` (default true) offer the BSON stream / compression; `tokens` are admin API tokens. */
-  api: { bson: boolean; gzip: boolean; tokens: string[] };
+  /**
+   * `api` section: `bson` / `gzip` (default true) offer the BSON stream / compression; `tokens`
+   * are admin API tokens; `cors.origins` the browser origins allowed (default any: `'*'`).
+   */
+  api: { bson: boolean; gzip: boolean; tokens: string[]; cors: { origins: '*' | string[] } };
   /** Unused keys and other things worth a warning at start. */
   warnings: string[];
 }
@@ -51,7 +54,8 @@ const SECTIONS: Record<string, { known?: readonly string[]; established: readonl
     known: ['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port', 'host'],
     established: ['dev', 'metadata', 'migrations', 'telemetry', 'healthcheck', 'parameters'],
   },
-  api: { known: ['bson', 'gzip', 'tokens'], established: ['parameters'] },
+  api: { known: ['bson', 'gzip', 'tokens', 'cors'], established: ['parameters'] },
+  'api.cors': { known: ['origins'], established: [] },
   sync_config: { known: ['path', 'content'], established: ['exit_on_error'] },
   replication: { known: ['connections'], established: [] },
   // client_auth's own decoder (strict) reports keys it does not read, with a did-you-mean.
@@ -260,7 +264,7 @@ export function loadServiceConfig(
     problems.push(`host: expected an address such as 0.0.0.0 (got ${JSON.stringify(host)})`);
 
   const rawApi = raw.api ?? {};
-  const api = { bson: true, gzip: true, tokens: [] as string[] };
+  const api: ServiceConfig['api'] = { bson: true, gzip: true, tokens: [], cors: { origins: '*' } };
   if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, gzip, tokens)');
   else {
     checkKeys(rawApi, 'api', 'api', { problems, warnings });
@@ -270,6 +274,16 @@ export function loadServiceConfig(
     if (rawApi.gzip !== undefined && typeof rawApi.gzip !== 'boolean')
       problems.push('api.gzip: expected true or false');
     else if (rawApi.gzip === false) api.gzip = false;
+    if (rawApi.cors !== undefined) {
+      const origins = isObject(rawApi.cors) ? rawApi.cors.origins : undefined;
+      if (!isObject(rawApi.cors)) problems.push("api.cors: expected a mapping (origins: '*' or a list of origins)");
+      else {
+        checkKeys(rawApi.cors, 'api.cors', 'api.cors', { problems, warnings });
+        const bad = corsOriginProblem(origins);
+        if (bad) problems.push(`api.cors.origins: ${bad}`);
+        else if (Array.isArray(origins)) api.cors.origins = origins as string[];
+      }
+    }
     if (rawApi.tokens !== undefined) {
       if (!Array.isArray(rawApi.tokens) || rawApi.tokens.some((t) => typeof t !== 'string' || t.length < 16)) {
         problems.push('api.tokens: expected a list of tokens of at least 16 characters');
@@ -289,6 +303,29 @@ export function loadServiceConfig(
     host: host as string,
     warnings,
   };
+}
+
+/**
+ * What is wrong with `api.cors.origins`, if anything: `'*'` (or nothing) allows any origin; a
+ * list holds exact origins as a browser sends them (`scheme://host[:port]`, no path or slash).
+ */
+function corsOriginProblem(origins: unknown): string | undefined {
+  if (origins === undefined || origins === '*') return undefined;
+  if (!Array.isArray(origins) || origins.length === 0) {
+    return "expected '*' or a non-empty list of origins such as https://app.example.com";
+  }
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = typeof origin === 'string' ? new URL(origin) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin) {
+      return `${JSON.stringify(origin)} is not an origin; write scheme://host[:port] with no path or trailing slash (e.g. https://app.example.com)`;
+    }
+  }
+  return undefined;
 }
 
 /** The per-field lines of a module's CONFIG_INVALID error (or its message). */

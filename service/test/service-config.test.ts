@@ -144,6 +144,26 @@ migrations:
     ]);
   });
 
+  it('reads api.cors.origins: any origin by default, else exact origins, refusing paths and typos', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://user:pw@db:5432/app';
+    expect(loadServiceConfig(configFile('cors-default.yaml', VALID)).api.cors.origins).toBe('*');
+    const listed = loadServiceConfig(
+      configFile(
+        'cors-list.yaml',
+        `${VALID}api:\n  cors:\n    origins: [https://app.example.com, http://localhost:5173]\n`,
+      ),
+    );
+    expect(listed.api.cors.origins).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(() =>
+      loadServiceConfig(
+        configFile('cors-bad.yaml', `${VALID}api:\n  cors:\n    origins: [https://app.example.com/]\n`),
+      ),
+    ).toThrow('api.cors.origins: "https://app.example.com/" is not an origin');
+    expect(() => loadServiceConfig(configFile('cors-typo.yaml', `${VALID}api:\n  cors:\n    orgins: '*'\n`))).toThrow(
+      'api.cors.orgins: unknown key; did you mean origins?',
+    );
+  });
+
   it('explains a missing file and required sections', () => {
     expect(() => loadServiceConfig(path.join(dir, 'nope.yaml'))).toThrow(
       /\[BS1002\] The config file could not be read/,
@@ -157,11 +177,12 @@ migrations:
     process.env.TEST_SOURCE_URL = 'postgres://db/app';
     const withApi = VALID + 'api:\n  bson: false\n  gzip: false\n';
     const config = loadServiceConfig(configFile('api.yaml', withApi));
-    expect(config.api).toEqual({ bson: false, gzip: false, tokens: [] });
+    expect(config.api).toEqual({ bson: false, gzip: false, tokens: [], cors: { origins: '*' } });
     expect(loadServiceConfig(configFile('default-api.yaml', VALID)).api).toEqual({
       bson: true,
       gzip: true,
       tokens: [],
+      cors: { origins: '*' },
     });
     expect(() => loadServiceConfig(configFile('bad-api.yaml', VALID + 'api:\n  gzip: sometimes\n'))).toThrow(
       'api.gzip: expected true or false',

@@ -172,6 +172,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         logger: logger.child({ component: 'api' }),
         allowBson: config.api.bson,
         allowGzip: config.api.gzip,
+        corsOrigins: config.api.cors.origins,
       });
       const address = await server.listen({ port: config.port, host: config.host });
       logger.info(`serving clients on ${address}`, { port: (server.server.address() as { port: number }).port });

@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import type { Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import type { ConnectionLimits, SyncConfig } from '@bucketsync/sync-rules';
+import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { SourceApi } from '../replication/source-module.js';
 import type { BucketStorage } from '../storage/bucket-storage.js';
@@ -44,7 +45,19 @@ export interface SyncServerOptions {
    * operator serving large initial syncs to such clients may turn it off.
    */
   allowGzip?: boolean;
+  /**
+   * Origins whose pages may call the API from a browser (`api.cors.origins`): `'*'` (the
+   * default) for any, or a list of exact origins (`https://app.example.com`). Tokens travel in
+   * the `Authorization` header, never in cookies, so allowing any origin lets no page act with
+   * credentials it does not already hold.
+   */
+  corsOrigins?: '*' | readonly string[];
 }
+
+/** Request headers the PowerSync SDKs send, allowed in CORS preflights. */
+export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'User-Agent', 'X-User-Agent', 'Accept'];
+/** How long a browser may cache a preflight answer, seconds (Chromium caps it at 7,200). */
+export const CORS_MAX_AGE_SECONDS = 7200;
 
 function toServiceError(error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
@@ -88,6 +101,17 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   const openStreams = new Set<AbortController>();
   const errorLog: ErrorLogState = { notReadyLoggedAt: 0 };
+
+  // CORS on every route (web apps are served from their own origin): preflights answered for the
+  // methods and headers the SDKs send; no credentials mode, since tokens are bearer headers.
+  const origins = options.corsOrigins ?? '*';
+  await app.register(cors, {
+    origin: origins === '*' ? '*' : [...origins],
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: CORS_ALLOWED_HEADERS,
+    credentials: false,
+    maxAge: CORS_MAX_AGE_SECONDS,
+  });
 
   // A malformed JSON body is a 400 naming the problem, like any other bad field.
   app.setErrorHandler(async (error, _request, reply) => {
@@ -179,6 +203,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     reply.hijack();
     const res: ServerResponse = reply.raw;
     res.writeHead(200, {
+      // Headers hooks set on the reply (CORS) are not sent by a hijacked reply: carry them over.
+      ...(reply.getHeaders() as Record<string, string>),
       'content-type': encoding === NDJSON ? `${NDJSON}; charset=utf-8` : encoding,
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
