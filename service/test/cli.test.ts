@@ -13,13 +13,13 @@ describe('bucketsync CLI (built)', () => {
     const { stdout } = await exec(bin, ['--help']);
     expect(stdout).toContain('Usage: bucketsync <command>');
     expect(stdout).toContain('version');
-  });
+  }, 30_000);
 
   it('rejects an unknown command with exit code 2 and the usage', async () => {
     const error = await exec(bin, ['frobnicate']).catch((e: { code: number; stderr: string }) => e);
     expect(error).toMatchObject({ code: 2 });
     expect((error as { stderr: string }).stderr).toContain('unknown command "frobnicate"');
-  });
+  }, 30_000);
 });
 
 describe('bucketsync start with a misspelt config key (built)', () => {
@@ -50,5 +50,5 @@ describe('bucketsync start with a misspelt config key (built)', () => {
     expect(output).toContain('sync_confg: unknown key; did you mean sync_config?');
     expect(output).toContain('prot: unknown key; did you mean port?');
     expect(output).not.toContain('serving clients');
-  });
+  }, 30_000);
 });
