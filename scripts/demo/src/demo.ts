@@ -3,7 +3,9 @@
  * `npm run demo`: starts the dev databases, creates a small schema (lists and todos of a few
  * users) and a sync config, starts BucketSync on it, syncs once as two users with the test
  * client and prints what each received, then keeps running and prints the endpoint and a dev
- * token until Ctrl-C. `--once` stops after the two clients (used by the demo's own test).
+ * token until Ctrl-C. `--once` stops after the two clients (used by the demo's own test);
+ * `--free-ports` takes any free ports instead of the stable 8080 and 54329, so a test run can
+ * start a demo beside another one (two demos checking the same port at once would both take it).
  * Whatever ends it (Ctrl-C, a closed terminal, SIGTERM, a failure), it stops BucketSync and the
  * databases and removes their files before exiting, printing "stopping ..." and "stopped".
  */
@@ -19,6 +21,7 @@ import pg from 'pg';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const once = process.argv.includes('--once');
+const freePorts = process.argv.includes('--free-ports');
 const say = (text: string) => console.log(text);
 
 const SCHEMA = `
@@ -53,7 +56,8 @@ function portFree(port: number): Promise<boolean> {
 
 // Everything the demo starts is stopped by `stop`, whatever ends the demo: Ctrl-C, a closed
 // terminal (SIGHUP), SIGTERM, a failure, or the end of `--once`. Only SIGKILL skips it; the
-// next run's startTestDatabases then stops the servers left behind (cleanStaleRuns).
+// next run's startTestDatabases then stops the databases left behind (cleanStaleRuns), but
+// not a BucketSync left behind, which nothing records.
 const children = new Set<ChildProcess>();
 let stopping: Promise<never> | undefined;
 let service: ChildProcess | undefined;
@@ -94,7 +98,11 @@ function run(command: string, args: string[]): Promise<{ code: number | null; ou
 say('Starting the dev databases...');
 // Postgres only: the demo replicates from Postgres into Postgres storage, so it neither needs
 // nor starts MariaDB (and works on a machine without it).
-const databasesStarting = startTestDatabases({ env: {}, servers: ['postgres'], preferredPorts: { postgres: 54329 } });
+const databasesStarting = startTestDatabases({
+  env: {},
+  servers: ['postgres'],
+  preferredPorts: freePorts ? {} : { postgres: 54329 },
+});
 databasesStarting.catch(() => undefined); // awaited below and by stop; no unhandled rejection meanwhile
 
 const SERVER_NAMES = { postgres: 'Postgres', mariadb: 'MariaDB' } as const;
@@ -147,10 +155,12 @@ try {
   await source.end();
   say(`Source: ${sourceUrl} (tables lists, todos; publication powersync)`);
 
-  const dir = path.join(root, '.dev', 'demo');
+  // In the databases' run directory: removed with them, and never shared with another demo
+  // running at the same time (which would overwrite the key and URLs before our service reads them).
+  const dir = path.join(databases.runDirectory!, 'demo');
   mkdirSync(dir, { recursive: true });
   const key = { kty: 'oct', alg: 'HS256', kid: 'demo', k: randomBytes(32).toString('base64url') };
-  const port = (await portFree(8080)) ? 8080 : 0;
+  const port = !freePorts && (await portFree(8080)) ? 8080 : 0;
   writeFileSync(path.join(dir, 'sync-config.yaml'), SYNC_CONFIG);
   const configFile = path.join(dir, 'config.yaml');
   writeFileSync(
@@ -194,7 +204,7 @@ try {
   }
   const actualPort = /"port":(\d+)/.exec(log.slice(log.indexOf('serving clients on')))![1];
   const endpoint = `http://127.0.0.1:${actualPort}`;
-  say(`BucketSync is serving ${endpoint} (config: ${path.relative(root, configFile)})\n`);
+  say(`BucketSync is serving ${endpoint} (config: ${configFile})\n`);
   const postgres = databases.started.find((s) => s.server === 'postgres');
   // One line to find every process the demo started (its cleanup test reads it too).
   say(

@@ -11,7 +11,7 @@ const exec = promisify(execFile);
 describe('npm run demo (built, --once)', () => {
   it('starts the databases and BucketSync, and two users each receive their own lists with verified checksums', async () => {
     const demo = path.resolve(import.meta.dirname, '../dist/demo.js');
-    const { stdout } = await exec(process.execPath, [demo, '--once'], { timeout: 110_000 });
+    const { stdout } = await exec(process.execPath, [demo, '--once', '--free-ports'], { timeout: 110_000 });
     expect(stdout).toContain('BucketSync is serving http://127.0.0.1:');
     const alice = stdout.slice(stdout.indexOf('--- alice received:'), stdout.indexOf('--- bob received:'));
     const bob = stdout.slice(stdout.indexOf('--- bob received:'));
@@ -50,7 +50,7 @@ const leftRunning = new Set<ChildProcess>();
 
 async function startDemo(): Promise<RunningDemo> {
   const demo = path.resolve(import.meta.dirname, '../dist/demo.js');
-  const child = spawn(process.execPath, [demo], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [demo, '--free-ports'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   leftRunning.add(child);
   child.once('exit', () => leftRunning.delete(child));
   let output = '';
