@@ -121,7 +121,8 @@ describeIntegration('postgres', 'docs/self-hosting.md walkthrough, step by step'
   const sourceDatabase = `walkthrough_source_${id}`;
   const storageDatabase = `walkthrough_storage_${id}`;
   const storageServerUrl = process.env.PG_STORAGE_TEST_URL!;
-  const workDir = mkdtempSync(path.join(tmpdir(), 'bucketsync-walkthrough-'));
+  /** The deployment directory every step runs in (made in beforeAll: a skipped suite makes none). */
+  let workDir = '';
   /** Process groups of every step started, running or not; all are killed in afterAll. */
   const groups = new Set<number>();
   /** Background steps (the service), until step 8 stops them. */
@@ -198,12 +199,13 @@ describeIntegration('postgres', 'docs/self-hosting.md walkthrough, step by step'
   };
   const onSignal = (signal: NodeJS.Signals) => {
     killAll();
-    rmSync(workDir, { recursive: true, force: true });
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
     process.kill(process.pid, signal);
   };
   const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
   beforeAll(async () => {
+    workDir = mkdtempSync(path.join(tmpdir(), 'bucketsync-walkthrough-'));
     process.on('exit', killAll);
     for (const signal of SIGNALS) process.once(signal, onSignal);
     await admin(sourceServerUrl, async (client) => {
@@ -259,7 +261,7 @@ describeIntegration('postgres', 'docs/self-hosting.md walkthrough, step by step'
       // Only roles this run created (beforeAll refused a server that had them).
       if (createdRoles) for (const role of ROLES) await client.query(`DROP ROLE IF EXISTS ${role}`);
     });
-    rmSync(workDir, { recursive: true, force: true });
+    if (workDir) rmSync(workDir, { recursive: true, force: true });
   }, 30_000);
 
   it('the doc has the walkthrough steps the test knows how to check', () => {
