@@ -28,9 +28,10 @@ interface CrudOp {
 export interface AppBackendOptions {
   /** Answers `GET /token`: the endpoint and token the page's `fetchCredentials` returns. */
   credentials: () => Promise<{ endpoint: string; token: string }>;
-  source: pg.Client;
+  /** The source Postgres the uploads write to (asked per upload: the service may start after the page's origin). */
+  source: () => pg.Client;
   /** Schema of the source tables the uploads write to. */
-  schema: string;
+  schema: () => string;
 }
 
 export interface AppBackend {
@@ -88,7 +89,7 @@ export async function startAppBackend(options: AppBackendOptions): Promise<AppBa
         for await (const chunk of req) body += chunk;
         const ops = JSON.parse(body) as CrudOp[];
         await held;
-        await applyUpload(options.source, options.schema, ops);
+        await applyUpload(options.source(), options.schema(), ops);
         uploads.push(ops);
         res.writeHead(204).end();
       } else {

@@ -13,6 +13,8 @@ import { deserialize } from 'bson';
 export interface StreamRecord {
   authorization: string | undefined;
   status: number;
+  /** The service's `Access-Control-Allow-Origin` answer. */
+  allowOrigin: string | undefined;
   contentType: string;
   contentEncoding: string;
   /** Bytes sent to the browser (compressed if the service compressed). */
@@ -89,6 +91,7 @@ export async function startSyncProxy(target: string): Promise<SyncProxy> {
           const record: StreamRecord = {
             authorization: req.headers.authorization,
             status: answer.statusCode ?? 0,
+            allowOrigin: answer.headers['access-control-allow-origin'] as string | undefined,
             contentType: String(answer.headers['content-type'] ?? ''),
             contentEncoding: String(answer.headers['content-encoding'] ?? 'identity'),
             wireBytes: 0,
