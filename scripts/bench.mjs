@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `npm run bench [-- <scenario>] [--publish]`: runs the `bench` script of every workspace
-// package, or only the scenario named (`sync-rules`, `storage`, `replication`, `sync`: a bench
-// script `bench/<scenario>-bench.mjs`, or a package folder ending in the name), one after the
+// `npm run bench [-- <scenario>] [--publish]`: runs the `bench` and `bench:<name>` scripts of
+// every workspace package, or only the scenario named (`sync-rules`, `storage`, `replication`,
+// `sync`, `sdk`: a bench script `bench/<scenario>-bench.mjs`, or a package folder ending in the name), one after the
 // other, writes their results with the machine and versions to bench/results/latest.json, then
 // the report (latest.md and SVG charts, scripts/bench-report.mjs; `--publish` also copies it
 // into docs/performance/). Figures only: a slow run never fails; a crashing bench is reported
@@ -135,11 +135,15 @@ const packages = workspaceFolders().map((folder) => ({
   folder,
   pkg: JSON.parse(readFileSync(path.join(folder, 'package.json'), 'utf8')),
 }));
+// A package's benches: its `bench` script and any `bench:<name>` scripts (one per scenario file).
 const benches = packages
-  .filter(({ pkg }) => typeof pkg.scripts?.bench === 'string')
+  .flatMap(({ folder, pkg }) =>
+    Object.entries(pkg.scripts ?? {})
+      .filter(([name, command]) => (name === 'bench' || name.startsWith('bench:')) && typeof command === 'string')
+      .map(([, command]) => ({ folder, pkg, command })),
+  )
   .filter(
-    ({ folder, pkg }) =>
-      !filter || benchScenario(pkg.scripts.bench) === filter || path.basename(folder).endsWith(filter),
+    ({ folder, command }) => !filter || benchScenario(command) === filter || path.basename(folder).endsWith(filter),
   );
 
 if (benches.length === 0) {
@@ -166,12 +170,12 @@ const results = {
   benches: [],
 };
 let failures = 0;
-for (const { folder, pkg } of benches) {
-  console.log(`\n=== ${pkg.name}: ${pkg.scripts.bench}`);
-  const resultsFile = path.join(scratch, `${pkg.name.replace(/[^a-z0-9-]/gi, '_')}.json`);
+for (const { folder, pkg, command } of benches) {
+  console.log(`\n=== ${pkg.name}: ${command}`);
+  const resultsFile = path.join(scratch, `${(benchScenario(command) ?? pkg.name).replace(/[^a-z0-9-]/gi, '_')}.json`);
   const started = Date.now();
   // Run the script the way npm would: through a shell, with the package's binaries on PATH.
-  const code = await run(pkg.scripts.bench, [], {
+  const code = await run(command, [], {
     cwd: folder,
     shell: true,
     env: {
@@ -181,9 +185,9 @@ for (const { folder, pkg } of benches) {
     },
   });
   const entry = {
-    name: benchScenario(pkg.scripts.bench) ?? pkg.name,
+    name: benchScenario(command) ?? pkg.name,
     package: pkg.name,
-    command: pkg.scripts.bench,
+    command,
     exitCode: code,
     seconds: Math.round((Date.now() - started) / 100) / 10,
     environment: {},

@@ -64,7 +64,9 @@ describeIntegration('postgres', 'a first sync from the built service', (sourceUr
       });
     }, 60_000);
     afterAll(async () => {
-      expect(await h?.stop()).toBe(0);
+      // SIGHUP (a closed terminal) stops it as gracefully as SIGTERM.
+      expect(await h?.stop('SIGHUP')).toBe(0);
+      expect(h.output()).toContain('SIGHUP received: stopping');
     }, 30_000);
 
     it('completes at once with nothing to download, then the first insert arrives', async () => {

@@ -26,7 +26,8 @@ export interface ServiceHarness {
   exitCode: () => number | null;
   token(sub: string, options?: { expiresInSeconds?: number; claims?: Record<string, unknown> }): Promise<string>;
   waitForLog(text: string, count?: number, timeoutMs?: number): Promise<void>;
-  stop(): Promise<number | null>;
+  /** Stops the service with `signal` (default SIGTERM); its exit code, or null if it had to be killed. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export interface ServiceOptions {
@@ -161,8 +162,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceHarn
         ...(o.claims ? { claims: o.claims } : {}),
       }),
     waitForLog,
-    async stop() {
-      child.kill('SIGTERM');
+    async stop(signal = 'SIGTERM') {
+      child.kill(signal);
       const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
       if (code === null) child.kill('SIGKILL');
       if (options.sharing) {

@@ -120,6 +120,25 @@ describeIntegration('postgres', 'sync API errors and edges (real service)', (sou
     expect(lines.some((l) => 'checkpoint_complete' in l)).toBe(true);
   });
 
+  it('sends the Node SDK (slow gzip through fetch) an uncompressed stream, and honours gzip;q=0', async () => {
+    for (const headers of [
+      {
+        'accept-encoding': 'gzip, deflate',
+        'x-user-agent': 'powersync-js/1.0.0 powersync-node node/20.20.2 linux/6.1',
+      },
+      { 'accept-encoding': 'gzip;q=0, identity' },
+    ]) {
+      const response = await fetch(`${h.endpoint}/sync/stream`, {
+        method: 'POST',
+        headers: { authorization: `Token ${token}`, 'content-type': 'application/json', ...headers },
+        body: '{}',
+      });
+      expect(response.headers.get('content-encoding'), JSON.stringify(headers)).toBeNull();
+      const lines = await readUntilComplete(response);
+      expect(lines.some((l) => 'checkpoint_complete' in l)).toBe(true);
+    }
+  });
+
   it('creates monotonic write checkpoints, and requires client_id', async () => {
     const url = (q: string) => `${h.endpoint}/write-checkpoint2.json${q}`;
     const headers = { authorization: `Bearer ${token}` };

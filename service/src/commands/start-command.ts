@@ -1,9 +1,9 @@
 /**
  * `bucketsync start -c FILE [-r unified|sync|api]`: opens storage (migrating it), deploys the
  * sync config, replicates (roles `sync`, `unified`) and serves clients (roles `api`,
- * `unified`). Prints what it connected to and what it is doing; on SIGTERM / SIGINT it
- * closes client streams, stops replication (finishing the in-flight flush, releasing the
- * replication lock) and closes storage.
+ * `unified`). Prints what it connected to and what it is doing; on SIGTERM / SIGINT / SIGHUP
+ * (a closed terminal) it closes client streams, stops replication (finishing the in-flight
+ * flush, releasing the replication lock) and closes storage.
  */
 import { createLogger, sleep, type Logger } from '@bucketsync/lib-services';
 import {
@@ -109,6 +109,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGHUP', () => onSignal('SIGHUP'));
   const stopped = new Promise<void>((resolve) =>
     abort.signal.addEventListener('abort', () => resolve(), { once: true }),
   );

@@ -19,6 +19,7 @@ import type { SyncLine } from '../sync/sync-lines.js';
 import { decodeSyncRequest } from '../sync/sync-request.js';
 import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
 import { chooseEncoding, encodeLine, NDJSON } from './sync-line-encoder.js';
+import { chooseStreamCompression } from './stream-compression.js';
 
 /** Verifies the `Authorization` header of a request (the token verifier). */
 export interface Authenticator {
@@ -40,9 +41,9 @@ export interface SyncServerOptions {
   /** Offer the BSON stream to clients that accept it. Default true; false forces NDJSON. */
   allowBson?: boolean;
   /**
-   * Compress with gzip when the client accepts it. Default true. fetch-based clients (Node's
-   * fetch, undici) accept gzip by default but decompress very long streams slowly, so an
-   * operator serving large initial syncs to such clients may turn it off.
+   * Compress with gzip when the client accepts it. Default true. Even then the Node SDK gets
+   * its streams uncompressed: Node's fetch decompresses long gzip streams superlinearly
+   * (http/stream-compression.ts). false turns compression off for every client.
    */
   allowGzip?: boolean;
   /**
@@ -199,7 +200,13 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     }
 
     const encoding = options.allowBson === false ? NDJSON : chooseEncoding(request.headers.accept);
-    const gzip = options.allowGzip !== false && /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    const userAgent = request.headers['x-user-agent'] ?? request.headers['user-agent'];
+    const gzip =
+      chooseStreamCompression({
+        acceptEncoding: request.headers['accept-encoding'],
+        userAgent: Array.isArray(userAgent) ? userAgent.join(' ') : userAgent,
+        allowGzip: options.allowGzip !== false,
+      }) === 'gzip';
     reply.hijack();
     const res: ServerResponse = reply.raw;
     res.writeHead(200, {
