@@ -42,7 +42,7 @@ export interface SyncServerOptions {
   allowBson?: boolean;
   /**
    * Compress with gzip when the client accepts it. Default true. Even then the Node SDK gets
-   * its streams uncompressed: Node's fetch decompresses long gzip streams superlinearly
+   * its streams uncompressed: through the SDK, gzip's cost grows faster than the stream
    * (http/stream-compression.ts). false turns compression off for every client.
    */
   allowGzip?: boolean;
