@@ -32,6 +32,13 @@ function database(): PowerSyncDatabase {
   return db;
 }
 
+/** Errors from the shared sync worker arrive as plain objects: keep their message. */
+function describeError(error: unknown): string | undefined {
+  if (error === undefined || error === null) return undefined;
+  if (typeof error === 'object' && 'message' in error) return String(error.message);
+  return String(error);
+}
+
 function flatten(status: SyncStatus): PageSyncStatus {
   const flow = status.dataFlowStatus;
   return {
@@ -39,8 +46,8 @@ function flatten(status: SyncStatus): PageSyncStatus {
     hasSynced: status.hasSynced,
     uploading: flow.uploading ?? false,
     downloading: flow.downloading ?? false,
-    downloadError: flow.downloadError ? String(flow.downloadError) : undefined,
-    uploadError: flow.uploadError ? String(flow.uploadError) : undefined,
+    downloadError: describeError(flow.downloadError),
+    uploadError: describeError(flow.uploadError),
   };
 }
 

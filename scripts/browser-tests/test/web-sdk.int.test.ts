@@ -264,4 +264,40 @@ describeBrowser('@powersync/web in Chromium syncs from BucketSync over HTTP', (s
     );
     expect((await browser.call('status')).connected).toBe(true);
   });
+
+  it('a page on an origin missing from api.cors.origins cannot sync', async () => {
+    reportOnFailure();
+    const other = await startAppBackend({
+      schema: () => h.schema,
+      source: () => h.source,
+      credentials: async () => ({ endpoint: proxy.endpoint, token: await h.token('alice') }),
+    });
+    const page = await browser.page.context().newPage();
+    try {
+      const streamsBefore = proxy.streams.length;
+      const preflights = () => proxy.requests.filter((r) => r === 'OPTIONS /sync/stream').length;
+      const preflightsBefore = preflights();
+      await page.goto(`${other.origin}/`);
+      await page.waitForFunction(() => 'bucketsync' in globalThis);
+      const call = (script: string) => page.evaluate(script) as Promise<unknown>;
+      await call('window.bucketsync.open()');
+      await call('window.bucketsync.connect({ retryDelayMs: 200 })');
+      const status = await waitUntil(
+        'the SDK to report the refused request',
+        () => call('window.bucketsync.status()') as Promise<{ downloadError?: string; hasSynced?: boolean }>,
+        (s) => s.downloadError !== undefined,
+      );
+      console.log(`refused origin: downloadError = ${status.downloadError}`);
+      expect(status.downloadError).toContain('Failed to fetch'); // Chromium's words for a CORS refusal
+      expect(status.hasSynced).toBe(false);
+      expect(await call("window.bucketsync.getAll('SELECT id FROM todos')")).toEqual([]);
+      // The service answered the preflight without allowing this origin, so the browser never sent the stream.
+      expect(preflights()).toBeGreaterThan(preflightsBefore);
+      expect(proxy.streams.slice(streamsBefore)).toEqual([]);
+      await call('window.bucketsync.disconnect()');
+    } finally {
+      await page.close();
+      await other.close();
+    }
+  });
 });
