@@ -82,7 +82,7 @@ describeBrowser('@powersync/web in Chromium syncs from BucketSync over HTTP', (s
     });
     proxy = await startSyncProxy(h.endpoint);
     browser = await startBrowser();
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     await browser?.close();
