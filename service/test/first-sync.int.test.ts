@@ -19,6 +19,7 @@ import {
   type PowerSyncLogger,
 } from '@powersync/node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitUntil } from './fault-harness.js';
 import { startService, type ServiceHarness } from './service-harness.js';
 
 const SETUP = `
@@ -40,16 +41,6 @@ function openDatabase(name: string, logger?: PowerSyncLogger): PowerSyncDatabase
     database: { dbFilename: `${name}-${process.pid}.db`, dbLocation: dir },
     ...(logger ? { logger } : {}),
   });
-}
-
-async function waitUntil<T>(what: string, probe: () => Promise<T> | T, accept: (v: T) => boolean, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${String(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describeIntegration('postgres', 'a first sync from the built service', (sourceUrl) => {

@@ -12,6 +12,7 @@ import {
   type PowerSyncBackendConnector,
 } from '@powersync/node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { waitUntil } from './fault-harness.js';
 import { startService, type ServiceHarness } from './service-harness.js';
 
 const SETUP = `
@@ -56,21 +57,6 @@ function openDatabase(): PowerSyncDatabase {
     schema,
     database: { dbFilename: `client-${process.pid}-${++dbCounter}.db`, dbLocation: dir },
   });
-}
-
-async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function sourceRows(h: ServiceHarness, owner: string): Promise<string[]> {

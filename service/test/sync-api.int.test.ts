@@ -121,13 +121,14 @@ describeIntegration('postgres', 'sync API errors and edges (real service)', (sou
   });
 
   it('sends the Node SDK (slow gzip through fetch) an uncompressed stream, and honours gzip;q=0', async () => {
-    for (const headers of [
+    const variants: Record<string, string>[] = [
       {
         'accept-encoding': 'gzip, deflate',
         'x-user-agent': 'powersync-js/1.0.0 powersync-node node/20.20.2 linux/6.1',
       },
       { 'accept-encoding': 'gzip;q=0, identity' },
-    ]) {
+    ];
+    for (const headers of variants) {
       const response = await fetch(`${h.endpoint}/sync/stream`, {
         method: 'POST',
         headers: { authorization: `Token ${token}`, 'content-type': 'application/json', ...headers },

@@ -215,7 +215,10 @@ describeIntegration('postgres', 'Postgres source errors say what is wrong and ho
       config: { ...context(sourceUrl).config, publicationName: h.publication },
     })
       .createStartPosition()
-      .catch((e: unknown) => e as ServiceError);
+      .then(
+        () => new Error('the streamer created a start position without the publication'),
+        (e: unknown) => e as ServiceError,
+      );
     expect(streamerError.message).toContain(`publication "${h.publication}" does not exist`);
     const after = await h.source.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [
       slotNameFor(context(sourceUrl).replicationId),
