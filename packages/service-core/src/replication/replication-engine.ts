@@ -3,9 +3,10 @@
  * replicating (the active one, and a processing one beside it after a deploy), each under
  * its storage replication lock. Storage activates a processing config at its first
  * consistent checkpoint; the engine then stops the old config's job, drops its stream
- * resources (slot) and cleans up its storage. History loss restarts into a fresh copy; any
- * other permanent failure stops that config's replication until the service is restarted
- * (the coordinator has already retried what retrying can fix), and the log says so.
+ * resources (slot) and cleans up its storage. History loss restarts into a fresh copy; an
+ * unexpected error (a bug, BS9001) starts the job again after a slow backoff; any other
+ * permanent failure stops that config's replication until the service is restarted (the
+ * coordinator has already retried what retrying can fix), and the log says so.
  */
 import { sleep, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
@@ -13,7 +14,23 @@ import type { BucketStorage, ReplicationLock } from '../storage/bucket-storage.j
 import type { SyncConfigStorage } from '../storage/sync-config-storage.js';
 import { holderIsDeadLocalProcess } from './lock-holder.js';
 import { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
+import { formatDelay, RetryBackoff } from './retry-backoff.js';
 import type { SourceModule, SourceTablePattern } from './source-module.js';
+
+/** Restarts after an unexpected error: 30 s doubling to 10 min (reset after 10 min of running). */
+const UNEXPECTED_RETRY = { initialDelayMs: 30_000, maxDelayMs: 600_000 };
+
+/**
+ * What the engine does after a job failed (the coordinator already retried what it could):
+ * `fresh-copy` when the source lost the history replication needs; `restart-later` for an
+ * error no module classified (a bug, BS9001), which is not known to be permanent; `stop` for a
+ * classified permanent error (bad credentials, a missing right or setting), which needs a fix.
+ */
+export function replicationFailureAction(error: unknown): 'fresh-copy' | 'restart-later' | 'stop' {
+  if (!(error instanceof ServiceError) || error.code === ErrorCode.INTERNAL) return 'restart-later';
+  if (error.code === ErrorCode.SOURCE_HISTORY_LOST) return 'fresh-copy';
+  return 'stop';
+}
 
 export interface ReplicationEngineOptions<Config> {
   storage: BucketStorage;
@@ -51,6 +68,8 @@ export class ReplicationEngine<Config> {
    * someone fixes the cause and restarts the service. Their stored data keeps serving clients.
    */
   private readonly failed = new Set<number>();
+  /** Per config, the delay before starting a job again after an unexpected error. */
+  private readonly unexpectedBackoff = new Map<number, RetryBackoff>();
   /** Stopped configs whose stream resources and storage are still to be cleaned up. */
   private readonly toRetire = new Set<number>();
 
@@ -175,6 +194,7 @@ export class ReplicationEngine<Config> {
     }, 20_000);
     const snapshotter = source.module.createSnapshotter(context);
     const streamer = source.module.createStreamer(context);
+    const started = Date.now();
     try {
       log.info('replicating sync config');
       const coordinator = new ReplicationCoordinator({
@@ -187,7 +207,8 @@ export class ReplicationEngine<Config> {
       });
       await coordinator.run(signal);
     } catch (e) {
-      if (e instanceof ServiceError && e.code === ErrorCode.SOURCE_HISTORY_LOST) {
+      const action = replicationFailureAction(e);
+      if (action === 'fresh-copy') {
         log.error('the source lost the history replication needs; starting a fresh copy while clients keep syncing', {
           error: e,
         });
@@ -203,6 +224,18 @@ export class ReplicationEngine<Config> {
           this.historyLost.delete(config.configId);
           await sleep(this.options.pollIntervalMs ?? 2000, signal).catch(() => undefined);
         }
+      } else if (action === 'restart-later') {
+        // A bug or an error nobody classified: not known to be permanent, so the job starts again,
+        // slowly (a stalled replication serves stale data; a hot retry loop floods the log).
+        const backoff = this.unexpectedBackoff.get(config.configId) ?? new RetryBackoff(UNEXPECTED_RETRY);
+        this.unexpectedBackoff.set(config.configId, backoff);
+        if (Date.now() - started > UNEXPECTED_RETRY.maxDelayMs) backoff.reset(); // it ran a while: a new failure
+        const delay = backoff.next();
+        log.error(
+          `replication of this sync config failed unexpectedly; starting it again in ${formatDelay(delay)} (report it if it repeats)`,
+          { error: e },
+        );
+        await sleep(delay, signal).catch(() => undefined);
       } else {
         // Not retried: the coordinator retries what retrying can fix; this needs a change first.
         this.failed.add(config.configId);
