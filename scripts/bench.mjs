@@ -172,7 +172,10 @@ const results = {
 let failures = 0;
 for (const { folder, pkg, command } of benches) {
   console.log(`\n=== ${pkg.name}: ${command}`);
-  const resultsFile = path.join(scratch, `${(benchScenario(command) ?? pkg.name).replace(/[^a-z0-9-]/gi, '_')}.json`);
+  const resultsFile = path.join(
+    scratch,
+    `${`${pkg.name}-${benchScenario(command) ?? 'bench'}`.replace(/[^a-z0-9-]/gi, '_')}.json`,
+  );
   const started = Date.now();
   // Run the script the way npm would: through a shell, with the package's binaries on PATH.
   const code = await run(command, [], {

@@ -1,16 +1,19 @@
 #!/usr/bin/env node
-// `npm run bench -- sdk`: a new device's first sync through the official @powersync/node SDK,
-// measured as a user lives it: the built `bucketsync start` (started as a user starts it), one
-// bucket of N rows, the SDK in its own process with its defaults over HTTP, timed from
-// `connect()` to `waitForFirstSync()`. Each N is measured with and without compression (a
-// second, api-only service on the same storage with `api.gzip: false`), to show whether rows/s
-// stays flat as the bucket grows. Knobs: BENCH_SDK_ROWS (comma-separated, default 200000,1000000).
+// `npm run bench -- sdk`: a new device's first sync through the official SDKs, measured as a
+// user lives it: the built `bucketsync start` (started as a user starts it), one bucket of N
+// rows, and each SDK with its defaults over HTTP, timed from `connect()` to
+// `waitForFirstSync()`: `@powersync/node` in its own process, and `@powersync/web` in headless
+// Chromium (the browser tests' page, served from its own origin). Each is measured with and
+// without compression (a second, api-only service on the same storage has `api.gzip: false`),
+// to show whether rows/s stays flat as the bucket grows. Knobs: BENCH_SDK_ROWS (comma-separated,
+// default 200000,1000000), BENCH_SDK_CLIENTS (node,web).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startTestDatabases } from '@bucketsync/dev-databases';
 import { signDevToken } from '@bucketsync/service-core';
 import pg from 'pg';
@@ -18,6 +21,10 @@ import pg from 'pg';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = path.resolve(here, '../bin/bucketsync');
 const ROWS = (process.env.BENCH_SDK_ROWS ?? '200000,1000000').split(',').map(Number);
+const CLIENTS = (process.env.BENCH_SDK_CLIENTS ?? 'node,web').split(',');
+// The web SDK's page and the shared Chromium launcher, built by scripts/browser-tests.
+const browserTests = path.resolve(here, '../../scripts/browser-tests');
+const pageDir = path.join(browserTests, 'dist/page');
 const report = { bench: 'sdk', environment: {}, scenarios: [] };
 let failed = 0;
 const save = () =>
@@ -85,14 +92,75 @@ function runClient(endpoint, token, rows) {
   });
 }
 
+const CONTENT_TYPES = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.css': 'text/css',
+};
+
+/**
+ * The web SDK's first sync: the browser tests' page, served from its own origin with a `/token`
+ * endpoint (as an app's backend would), in a fresh headless Chromium; timed in the page's process
+ * from `connect()` to `waitForFirstSync()`.
+ */
+async function runWebClient(endpoint, token, rows) {
+  if (!existsSync(path.join(pageDir, 'index.html'))) throw new Error(`no built page in ${pageDir}: run npm run build`);
+  const { launchChromium, chromiumSkipReason } = await import(
+    pathToFileURL(path.join(browserTests, 'dist/node/chromium.js')).href
+  );
+  const skip = chromiumSkipReason();
+  if (skip) throw new Error(skip);
+  const app = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://page');
+    if (url.pathname === '/token') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ endpoint, token }));
+      return;
+    }
+    const file = path.join(pageDir, path.normalize(url.pathname === '/' ? '/index.html' : url.pathname));
+    if (!file.startsWith(pageDir) || !existsSync(file)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream' });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise((r) => app.listen(0, '127.0.0.1', r));
+  const browser = await launchChromium();
+  try {
+    const page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    // localhost, not 127.0.0.1: a different origin from the service's, as a real app's page is.
+    await page.goto(`http://localhost:${app.address().port}/`);
+    await page.waitForFunction(() => 'bucketsync' in globalThis, undefined, { timeout: 30_000 });
+    const result = await page.evaluate(async () => {
+      const api = globalThis.bucketsync;
+      await api.open();
+      const started = performance.now();
+      await api.connect();
+      await api.waitForFirstSync();
+      const seconds = (performance.now() - started) / 1000;
+      const [{ count }] = await api.getAll('SELECT count(*) AS count FROM todos');
+      await api.disconnect();
+      return { seconds, count };
+    });
+    if (Number(result.count) !== rows) throw new Error(`the page synced ${result.count} rows, expected ${rows}`);
+    return { seconds: result.seconds };
+  } finally {
+    await browser.close();
+    await new Promise((r) => app.close(r));
+  }
+}
+
 for (const rows of ROWS) {
   const schema = `sdk_bench_${rows}`;
   console.log(`\nLoading ${rows.toLocaleString('en-US')} rows for one user...`);
   await source.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE; DROP PUBLICATION IF EXISTS ${schema};
     CREATE SCHEMA ${schema};
-    CREATE TABLE ${schema}.items (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), user_id text NOT NULL, title text, body text, n int);
-    INSERT INTO ${schema}.items (user_id, title, body, n) SELECT 'u1', 'title ' || i, repeat('x', 80), i FROM generate_series(1, ${rows}) i;
-    CREATE PUBLICATION ${schema} FOR TABLE ${schema}.items;`);
+    CREATE TABLE ${schema}.todos (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), owner text NOT NULL,
+      description text, done int, server_note text);
+    INSERT INTO ${schema}.todos (owner, description, done, server_note)
+      SELECT 'u1', 'todo number ' || i || ' ' || repeat('x', 60), i % 2, 'note ' || i FROM generate_series(1, ${rows}) i;
+    CREATE PUBLICATION ${schema} FOR TABLE ${schema}.todos;`);
   const base = [
     'replication:',
     '  connections:',
@@ -107,9 +175,9 @@ for (const rows of ROWS) {
     '  content: |',
     '    bucket_definitions:',
     '      by_user:',
-    '        parameters: SELECT request.user_id() AS user_id',
+    '        parameters: SELECT request.user_id() AS owner',
     '        data:',
-    `          - SELECT * FROM ${schema}.items WHERE user_id = bucket.user_id`,
+    `          - SELECT * FROM ${schema}.todos WHERE owner = bucket.owner`,
     'client_auth:',
     '  jwks:',
     `    keys: [${JSON.stringify(key)}]`,
@@ -125,47 +193,66 @@ for (const rows of ROWS) {
     'serving clients on',
   );
   const token = await signDevToken({ key, sub: 'u1', audience: 'bucketsync', expiresInSeconds: 3600 });
-  for (const [variant, service] of [
-    ['gzip', unified],
-    ['none', plain],
-  ]) {
-    const id = `sdk-node-first-sync-${rows}-${variant}`;
-    const entry = {
-      id,
-      title: `@powersync/node first sync of a ${rows.toLocaleString('en-US')}-row bucket, compression ${variant}`,
-      startedAt: new Date().toISOString(),
-      workload: {
-        rows,
-        bucket: 'one by_user bucket holding every row (uuid id, two short texts, an int: ~150 bytes of JSON)',
-        client: '@powersync/node in its own process, defaults, HTTP (SyncStreamConnectionMethod.HTTP)',
-        compression: variant === 'gzip' ? 'gzip (the service default; the SDK asks for it)' : 'none (api.gzip: false)',
-        measured: 'connect() to waitForFirstSync(), in the client process',
-      },
-      figures: [],
-      series: [],
-    };
-    report.scenarios.push(entry);
-    console.log(`Scenario ${id}`);
-    try {
-      const r = await runClient(service.endpoint, token, rows);
-      entry.seconds = r.seconds;
-      entry.figures.push(
-        { name: 'seconds', label: 'connect() to waitForFirstSync()', value: Number(r.seconds.toFixed(2)), unit: 's' },
-        { name: 'rowsPerSecond', label: 'rows synced per second', value: Math.round(rows / r.seconds), unit: 'rows/s' },
-        {
-          name: 'clientPeakRssMB',
-          label: 'peak RSS of the client process',
-          value: Math.round(r.maxRssKb / 1024),
-          unit: 'MB',
+  for (const client of CLIENTS) {
+    for (const [variant, service] of [
+      ['gzip', unified],
+      ['none', plain],
+    ]) {
+      const sdk = client === 'web' ? '@powersync/web (Chromium)' : '@powersync/node';
+      const id = `sdk-${client}-first-sync-${rows}-${variant}`;
+      const entry = {
+        id,
+        title: `${sdk} first sync of a ${rows.toLocaleString('en-US')}-row bucket, compression ${variant}`,
+        startedAt: new Date().toISOString(),
+        workload: {
+          rows,
+          bucket: 'one by_user bucket holding every row (uuid id, three short texts, an int: ~170 bytes of JSON)',
+          client:
+            client === 'web'
+              ? '@powersync/web 2.4 in headless Chromium (wa-sqlite on IndexedDB, shared sync worker), the page served from its own origin, HTTP'
+              : '@powersync/node in its own process, defaults, HTTP (SyncStreamConnectionMethod.HTTP)',
+          compression:
+            variant === 'gzip'
+              ? 'gzip allowed (the service default; given to clients that ask, except the Node SDK)'
+              : 'none (api.gzip: false)',
+          measured: 'connect() to waitForFirstSync()',
         },
-      );
-      for (const f of entry.figures) console.log(`  ${f.label}: ${f.value.toLocaleString('en-US')} ${f.unit}`);
-    } catch (e) {
-      failed++;
-      entry.error = String(e?.message ?? e);
-      console.error(`Scenario ${id} failed:`, e);
+        figures: [],
+        series: [],
+      };
+      report.scenarios.push(entry);
+      console.log(`Scenario ${id}`);
+      try {
+        const r =
+          client === 'web'
+            ? await runWebClient(service.endpoint, token, rows)
+            : await runClient(service.endpoint, token, rows);
+        entry.seconds = r.seconds;
+        entry.figures.push(
+          { name: 'seconds', label: 'connect() to waitForFirstSync()', value: Number(r.seconds.toFixed(2)), unit: 's' },
+          {
+            name: 'rowsPerSecond',
+            label: 'rows synced per second',
+            value: Math.round(rows / r.seconds),
+            unit: 'rows/s',
+          },
+        );
+        if (r.maxRssKb !== undefined) {
+          entry.figures.push({
+            name: 'clientPeakRssMB',
+            label: 'peak RSS of the client process',
+            value: Math.round(r.maxRssKb / 1024),
+            unit: 'MB',
+          });
+        }
+        for (const f of entry.figures) console.log(`  ${f.label}: ${f.value.toLocaleString('en-US')} ${f.unit}`);
+      } catch (e) {
+        failed++;
+        entry.error = String(e?.message ?? e);
+        console.error(`Scenario ${id} failed:`, e);
+      }
+      save();
     }
-    save();
   }
   await stop(plain);
   await stop(unified);

@@ -3,8 +3,9 @@
 // Env: ENDPOINT, TOKEN, DB_DIR, EXPECT_ROWS.
 import { column, PowerSyncDatabase, Schema, SyncStreamConnectionMethod, Table } from '@powersync/node';
 
+// The same table as the web SDK's test page (scripts/browser-tests/src/main.ts).
 const schema = new Schema({
-  items: new Table({ user_id: column.text, title: column.text, body: column.text, n: column.integer }),
+  todos: new Table({ owner: column.text, description: column.text, done: column.integer, server_note: column.text }),
 });
 const db = new PowerSyncDatabase({
   schema,
@@ -23,7 +24,7 @@ await db.connect(
 );
 await db.waitForFirstSync();
 const seconds = (performance.now() - started) / 1000;
-const { count } = await db.get('SELECT count(*) AS count FROM items');
+const { count } = await db.get('SELECT count(*) AS count FROM todos');
 clearInterval(rss);
 process.stdout.write(`${JSON.stringify({ seconds, rows: count, maxRssKb: Math.round(maxRssKb) })}\n`);
 await db.disconnectAndClear();

@@ -1,35 +1,12 @@
 /**
- * Headless Chromium from the system's `chromium` package (never a downloaded build), through
- * playwright-core, with a fresh profile per run and no network but localhost.
+ * The test page in headless Chromium (../node-src/chromium.ts: the system's `chromium`, a fresh
+ * profile per run, no network but localhost), with typed calls into `window.bucketsync`.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { chromiumSkipReason, launchChromium } from '../node-src/chromium.js';
 import type { BrowserTestPage } from '../src/page-api.js';
 
-/** Debian's `chromium` package; `.ci/run` installs it when missing. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  // No name resolves but localhost: the page and the service are all on 127.0.0.1.
-  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
-];
-
-/** Why the browser tests cannot run here, or undefined when they can. */
-export function chromiumSkipReason(): string | undefined {
-  return existsSync(CHROMIUM_PATH)
-    ? undefined
-    : `no Chromium at ${CHROMIUM_PATH} (apt-get install chromium, or set CHROMIUM_PATH)`;
-}
+export { chromiumSkipReason };
 
 export interface BrowserHarness {
   page: Page;
@@ -46,12 +23,8 @@ export interface BrowserHarness {
 }
 
 export async function startBrowser(): Promise<BrowserHarness> {
-  const profile = mkdtempSync(path.join(tmpdir(), 'bucketsync-chromium-'));
-  const context: BrowserContext = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM_PATH,
-    headless: true,
-    args: ARGS,
-  });
+  const browser = await launchChromium();
+  const { context } = browser;
   const page = context.pages()[0] ?? (await context.newPage());
   const log: string[] = [];
   page.on('console', (message) => log.push(`[${message.type()}] ${message.text()}`));
@@ -73,9 +46,6 @@ export async function startBrowser(): Promise<BrowserHarness> {
       await page.goto(url);
       await page.waitForFunction(() => 'bucketsync' in globalThis, undefined, { timeout: 20_000 });
     },
-    async close() {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    },
+    close: () => browser.close(),
   };
 }
