@@ -15,6 +15,8 @@ bucket_definitions:
 streams:
   shared:
     query: SELECT * FROM $schema.items WHERE owner = subscription.parameter('owner')
+  tagged:
+    query: SELECT * FROM $schema.items WHERE id IN subscription.parameter('a') AND owner IN subscription.parameter('b')
 `;
 
 /** Reads NDJSON lines until `checkpoint_complete` (or the stream ends). */
@@ -118,6 +120,29 @@ describeIntegration('postgres', 'sync API errors and edges (real service)', (sou
     // fetch decompresses transparently: the lines read back intact.
     const lines = await readUntilComplete(response);
     expect(lines.some((l) => 'checkpoint_complete' in l)).toBe(true);
+  });
+
+  it('refuses a 54 kB request whose two lists combine into 12 million buckets, and keeps serving', async () => {
+    const values = Array.from({ length: 3500 }, (_, i) => `v${i}`);
+    const response = await stream({
+      streams: { subscriptions: [{ stream: 'tagged', parameters: { a: values, b: values } }] },
+    });
+    expect(response.status).toBe(400);
+    const body = (await response.json()) as { error: { code: string; description: string } };
+    expect(body.error.code).toBe('BS5002');
+    expect(body.error.description).toContain('tagged (12250000)');
+    expect(h.exitCode()).toBeNull();
+    const after = await readUntilComplete(await stream({}));
+    expect(after.some((l) => 'checkpoint_complete' in l)).toBe(true);
+  });
+
+  it('refuses more subscriptions than a client may send with a 400 naming the field', async () => {
+    const subscriptions = Array.from({ length: 1001 }, () => ({ stream: 'shared', parameters: { owner: 'u1' } }));
+    const response = await stream({ streams: { subscriptions } });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { error: { description: string } }).error.description).toContain(
+      'streams.subscriptions: at most 1000 subscriptions',
+    );
   });
 
   it('sends the Node SDK (slow gzip through fetch) an uncompressed stream, and honours gzip;q=0', async () => {

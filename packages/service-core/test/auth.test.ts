@@ -165,7 +165,7 @@ describe('client_auth config codec', () => {
     );
     expect(() => decodeAuthConfig(undefined)).toThrow(/client_auth: Required/);
     expect(() => decodeAuthConfig({ audience: 'a', jwks: { keys: [] }, extra: 1 })).toThrow(
-      /Unrecognized key\(s\) in object: 'extra'/,
+      /client_auth\.extra: unknown key \(expected one of/,
     );
   });
 

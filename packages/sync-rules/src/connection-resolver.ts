@@ -8,7 +8,7 @@ import type { BucketDefinition } from './bucket-definition.js';
 import { serializeParameterLookup, type ParameterLookup } from './parameter-lookup.js';
 import { MissingParameterError, RequestContext } from './request-context.js';
 import { jsonArrayElements } from './sql-expression.js';
-import { isTruthy, sameValue, type SqliteRow, type SqliteValue } from './sqlite-value.js';
+import { isTruthy, valueKey, type SqliteRow, type SqliteValue } from './sqlite-value.js';
 import type { StreamDefinition } from './stream-definition.js';
 
 /** One stream subscription sent by a client. */
@@ -102,10 +102,30 @@ function bindable(value: SqliteValue | undefined): value is SqliteValue {
   return value !== null && value !== undefined && !(value instanceof Uint8Array);
 }
 
+/** The bindable values, each once (1 and 1.0 are one value); linear in the input. */
 function distinct(values: SqliteValue[]): SqliteValue[] {
+  const seen = new Set<string>();
   const out: SqliteValue[] = [];
-  for (const v of values) if (bindable(v) && !out.some((o) => sameValue(o, v))) out.push(v);
+  for (const v of values) {
+    if (!bindable(v)) continue;
+    const key = valueKey(v);
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(v);
+    }
+  }
   return out;
+}
+
+/** The values of `a` that are also in `b`; linear. */
+function intersect(a: SqliteValue[], b: SqliteValue[]): SqliteValue[] {
+  const inB = new Set(b.map(valueKey));
+  return a.filter((v) => inB.has(valueKey(v)));
+}
+
+/** How many combinations `crossProduct` would build: counted before anything is built. */
+function productSize(lists: SqliteValue[][]): number {
+  return lists.reduce((n, list) => n * list.length, 1);
 }
 
 function crossProduct(lists: SqliteValue[][]): SqliteValue[][] {
@@ -117,6 +137,13 @@ function crossProduct(lists: SqliteValue[][]): SqliteValue[][] {
   }
   return out;
 }
+
+/**
+ * Most values a client-supplied list parameter (`x IN subscription.parameter('p')`) may hold:
+ * each value is a bucket at least, and a connection has at most max_buckets_per_connection
+ * (default 1,000) of them, so a longer list can only fail later, after costing work now.
+ */
+export const MAX_LIST_PARAMETER_VALUES = 10_000;
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -155,6 +182,7 @@ export function resolveConnection(
   }
 
   const streamList: { name: string; isDefault: boolean }[] = [];
+  const listed = new Set<string>();
   const byName = new Map(streams.map((s) => [s.name, s]));
   const resolveSubscription = (
     stream: StreamDefinition,
@@ -173,7 +201,13 @@ export function resolveConnection(
             return { kind: 'lookups', lookups: query.lookups(subscriptionContext), column: query.outputNames[0]! };
           }
           const value = source.evaluate(subscriptionContext);
-          return { kind: 'values', values: distinct(source.array ? (jsonArrayElements(value) ?? []) : [value]) };
+          const values = source.array ? (jsonArrayElements(value) ?? []) : [value];
+          if (values.length > MAX_LIST_PARAMETER_VALUES) {
+            throw new Error(
+              `A list parameter has ${values.length} values, more than ${MAX_LIST_PARAMETER_VALUES}: subscribe with fewer values (each one is a bucket).`,
+            );
+          }
+          return { kind: 'values', values: distinct(values) };
         }),
       );
       found.push({ definition: stream.name, priority, subscription, prefix: variant.dataQuery.bucketPrefix, slots });
@@ -186,6 +220,7 @@ export function resolveConnection(
       if (!stream.autoSubscribe) continue;
       const index = streamList.length;
       streamList.push({ name: stream.name, isDefault: true });
+      listed.add(stream.name);
       try {
         resolveSubscription(stream, null, { default: index }, stream.priority);
       } catch (error) {
@@ -204,7 +239,10 @@ export function resolveConnection(
       });
       return;
     }
-    if (!streamList.some((s) => s.name === stream.name)) streamList.push({ name: stream.name, isDefault: false });
+    if (!listed.has(stream.name)) {
+      listed.add(stream.name);
+      streamList.push({ name: stream.name, isDefault: false });
+    }
     const override = subscription.override_priority;
     const priority =
       typeof override === 'number' && Number.isInteger(override) && override >= 0 && override <= 3
@@ -252,23 +290,30 @@ function finish(
   const maxResults = limits.maxParameterQueryResults ?? DEFAULT_CONNECTION_LIMIT;
   const resultCounts = new Map<string, number>();
   const buckets = new Map<string, ResolvedBucket>();
+  // Per bucket, the subscriptions already listed (as JSON), so merging stays linear.
+  const reasons = new Map<string, Set<string>>();
+  // Combinations never built because they alone exceed the bucket limit, per definition.
+  const unbuilt = new Map<string, number>();
   const countResults = (definition: string, n: number): void => {
     resultCounts.set(definition, (resultCounts.get(definition) ?? 0) + n);
   };
   const add = (source: Source, bucket: string): void => {
     const existing = buckets.get(bucket);
+    const reason = source.subscription;
     if (!existing) {
       buckets.set(bucket, {
         bucket,
         priority: source.priority,
-        subscriptions: source.subscription ? [source.subscription] : [],
+        subscriptions: reason ? [reason] : [],
         definition: source.definition,
       });
+      reasons.set(bucket, new Set(reason ? [JSON.stringify(reason)] : []));
       return;
     }
     existing.priority = Math.min(existing.priority, source.priority);
-    const reason = source.subscription;
-    if (reason && !existing.subscriptions.some((s) => JSON.stringify(s) === JSON.stringify(reason))) {
+    const known = reasons.get(bucket)!;
+    if (reason && !known.has(JSON.stringify(reason))) {
+      known.add(JSON.stringify(reason));
       existing.subscriptions.push(reason);
     }
   };
@@ -297,9 +342,13 @@ function finish(
           }
           return distinct(found);
         });
-        return perSource.reduce((a, b) => a.filter((v) => b.some((w) => sameValue(v, w))));
+        return perSource.reduce(intersect);
       });
-      for (const values of crossProduct(lists)) add(source, source.prefix + bucketParametersJson(values));
+      // Counted before anything is built: two 3,500-value lists are 12 million combinations.
+      const combinations = productSize(lists);
+      if (combinations > maxBuckets)
+        unbuilt.set(source.definition, (unbuilt.get(source.definition) ?? 0) + combinations);
+      else for (const values of crossProduct(lists)) add(source, source.prefix + bucketParametersJson(values));
     }
   }
 
@@ -311,15 +360,19 @@ function finish(
         `Results per definition: ${describeCounts(resultCounts)}. Narrow these parameter queries or raise max_parameter_query_results.`,
     );
   }
-  if (buckets.size > maxBuckets) {
-    const perDefinition = new Map<string, number>();
+  const unbuiltTotal = [...unbuilt.values()].reduce((a, b) => a + b, 0);
+  const bucketCount = buckets.size + unbuiltTotal;
+  if (bucketCount > maxBuckets) {
+    const perDefinition = new Map<string, number>(unbuilt);
     for (const b of buckets.values()) perDefinition.set(b.definition, (perDefinition.get(b.definition) ?? 0) + 1);
+    // With combinations left unbuilt the exact number is unknown (they may repeat other buckets).
+    const count = unbuiltTotal > 0 ? '' : `${bucketCount}, `;
     errors.push(
-      `Too many buckets for this connection: ${buckets.size}, more than max_buckets_per_connection (${maxBuckets}). ` +
+      `Too many buckets for this connection: ${count}more than max_buckets_per_connection (${maxBuckets}). ` +
         `Buckets per definition: ${describeCounts(perDefinition)}. Narrow these definitions or raise max_buckets_per_connection.`,
     );
   }
-  const limitExceeded = totalResults > maxResults || buckets.size > maxBuckets;
+  const limitExceeded = totalResults > maxResults || bucketCount > maxBuckets;
   const result: ConnectionBuckets = {
     buckets: limitExceeded ? [] : [...buckets.values()],
     streamErrors: [...streamErrors],

@@ -15,7 +15,7 @@ import {
   type SqlText,
 } from './sql-expression.js';
 import { parseSelect, resolveFrom, rowScope, columnName, type QueryTable } from './sql-statement.js';
-import { castToText, isTruthy, sameValue, type SqliteRow, type SqliteValue } from './sqlite-value.js';
+import { castToText, isTruthy, sameValue, valueKey, type SqliteRow, type SqliteValue } from './sqlite-value.js';
 import type { SourceTableRef, TablePattern } from './table-pattern.js';
 import { whereAlternatives } from './where-clause.js';
 
@@ -63,8 +63,16 @@ function bindingValues(binding: RowBinding, row: SqliteRow): SqliteValue[] {
   const value = binding.evaluate(row);
   if (!binding.array) return bindable(value) ? [value] : [];
   const elements = jsonArrayElements(value) ?? [];
+  const seen = new Set<string>();
   const out: SqliteValue[] = [];
-  for (const e of elements) if (bindable(e) && !out.some((o) => sameValue(o, e))) out.push(e);
+  for (const e of elements) {
+    if (!bindable(e)) continue;
+    const key = valueKey(e); // a set, not a scan: a row's array may hold many elements
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(e);
+    }
+  }
   return out;
 }
 

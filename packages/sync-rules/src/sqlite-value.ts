@@ -233,6 +233,20 @@ export function sqlEquals(a: SqliteValue, b: SqliteValue): boolean | null {
   return compareValues(a, b) === 0;
 }
 
+/**
+ * A string that is equal for two values exactly when `sameValue` holds (1 and 1.0 share one;
+ * NULL, text and blobs are kept apart), for grouping values in sets and maps in linear time.
+ */
+export function valueKey(value: SqliteValue): string {
+  if (value === null) return 'null';
+  if (typeof value === 'bigint') return `n:${value}`;
+  if (typeof value === 'number') {
+    return Number.isInteger(value) && Number.isFinite(value) ? `n:${BigInt(value)}` : `n:${value}`;
+  }
+  if (typeof value === 'string') return `s:${value}`;
+  return `b:${Buffer.from(value).toString('hex')}`;
+}
+
 /** True when both values are identical for grouping purposes (NULL equals NULL, 1 equals 1.0). */
 export function sameValue(a: SqliteValue, b: SqliteValue): boolean {
   return compareValues(a, b) === 0;

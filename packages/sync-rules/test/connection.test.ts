@@ -236,3 +236,42 @@ describe('streams', () => {
     ]);
   });
 });
+
+describe('hostile subscriptions cost linear time and bounded memory', () => {
+  const LISTS = `
+streams:
+  tagged:
+    query: SELECT * FROM items WHERE list_id IN subscription.parameter('a') AND tag IN subscription.parameter('b') AND owner_id = auth.user_id()
+`;
+  const request = (a: unknown[], b: unknown[]): ConnectionRequest => ({
+    claims: { sub: 'u1' },
+    streams: { subscriptions: [{ stream: 'tagged', parameters: { a, b } }] },
+  });
+
+  it('refuses the combinations of two 3,500-value lists by counting them, without building 12 million buckets', () => {
+    const config = compile(LISTS);
+    const values = Array.from({ length: 3500 }, (_, i) => `v${i}`);
+    const heapBefore = process.memoryUsage().heapUsed;
+    const result = buckets(config, request(values, values));
+    expect(result.buckets).toEqual([]);
+    expect(result.error).toContain('Too many buckets for this connection: more than max_buckets_per_connection (1000)');
+    expect(result.error).toContain('tagged (12250000)');
+    // Building them took gigabytes; counting takes a few megabytes at most.
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(200 * 1024 * 1024);
+  });
+
+  it('de-duplicates a list with a set (1 and 1.0 are one value) and caps its length', () => {
+    const config = compile(LISTS);
+    const dup = buckets(config, request([1, 1.0, '1', 2n, 2], ['x']));
+    expect(dup.buckets.map((b) => b.bucket).sort()).toHaveLength(3); // 1, '1', 2
+    const huge = config.resolveConnection(
+      request(
+        Array.from({ length: 10_001 }, (_, i) => i),
+        ['x'],
+      ),
+    );
+    expect(huge.finish(new Map()).streamErrors[0]?.message).toContain(
+      'A list parameter has 10001 values, more than 10000',
+    );
+  });
+});

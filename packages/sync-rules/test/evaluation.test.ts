@@ -272,3 +272,22 @@ describe('data queries', () => {
     ).toEqual([{ user_id: 'u', checkpoint: 5n }]);
   });
 });
+
+describe('valueKey', () => {
+  it('is equal for two values exactly when sameValue holds', async () => {
+    const fc = (await import('fast-check')).default;
+    const { sameValue, valueKey } = await import('../src/sqlite-value.js');
+    const value = fc.oneof(
+      fc.constant(null),
+      fc.integer({ min: -5, max: 5 }),
+      fc.integer({ min: -5, max: 5 }).map((n) => BigInt(n)),
+      fc.double({ noNaN: true, min: -5, max: 5 }),
+      fc.constantFrom('1', '', 'a', 'n:1'),
+      fc.uint8Array({ maxLength: 2 }),
+    );
+    fc.assert(
+      fc.property(value, value, (a, b) => (valueKey(a) === valueKey(b)) === sameValue(a, b)),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -9,8 +9,20 @@ const opIdText = z
   .union([z.string().regex(/^\d{1,20}$/, 'expected a base-10 op id'), z.number().int().nonnegative()])
   .transform((v) => BigInt(v));
 
+/**
+ * Caps on what a client sends, checked before any work: a client holds at most the buckets the
+ * service gave it (max_buckets_per_connection, default 1,000), so ten times that is generous.
+ */
+export const MAX_REQUEST_BUCKETS = 10_000;
+export const MAX_REQUEST_SUBSCRIPTIONS = 1_000;
+const MAX_BUCKET_NAME = 4096;
+const MAX_STREAM_NAME = 256;
+
 const syncRequestSchema = z.object({
-  buckets: z.array(z.object({ name: z.string().min(1), after: opIdText })).default([]),
+  buckets: z
+    .array(z.object({ name: z.string().min(1).max(MAX_BUCKET_NAME), after: opIdText }))
+    .max(MAX_REQUEST_BUCKETS, `at most ${MAX_REQUEST_BUCKETS} buckets`)
+    .default([]),
   include_checksum: z.boolean().default(true),
   raw_data: z.boolean().default(true),
   binary_data: z.boolean().optional(),
@@ -26,7 +38,7 @@ const syncRequestSchema = z.object({
       subscriptions: z
         .array(
           z.object({
-            stream: z.string().min(1),
+            stream: z.string().min(1).max(MAX_STREAM_NAME),
             parameters: z
               .record(z.unknown())
               .nullish()
@@ -40,6 +52,7 @@ const syncRequestSchema = z.object({
               .transform((v) => v ?? null),
           }),
         )
+        .max(MAX_REQUEST_SUBSCRIPTIONS, `at most ${MAX_REQUEST_SUBSCRIPTIONS} subscriptions`)
         .default([]),
     })
     .optional(),

@@ -256,20 +256,18 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       const lastOpId = checkpoint.opId.toString();
       const wc = writeCheckpoint !== undefined ? { write_checkpoint: writeCheckpoint } : {};
       if (!sent) {
-        // Known streams, plus any unknown stream a subscription named (reported with its error).
-        const names = [
-          ...resolution.streams,
-          ...current.streamErrors
-            .filter((e) => !resolution.streams.some((s) => s.name === e.stream))
-            .map((e) => ({ name: e.stream, isDefault: false })),
-        ].filter((s, i, all) => all.findIndex((o) => o.name === s.name) === i);
-        const streams: WireStreamStatus[] = names.map((s) => ({
-          name: s.name,
-          is_default: s.isDefault,
-          errors: current.streamErrors
-            .filter((e) => e.stream === s.name)
-            .map((e) => ({ subscription: e.subscription, message: e.message })),
-        }));
+        // Known streams, plus any unknown stream a subscription named (reported with its error);
+        // grouped with a map, so many subscriptions cost linear time.
+        const byStream = new Map<string, WireStreamStatus>();
+        for (const s of resolution.streams) {
+          if (!byStream.has(s.name)) byStream.set(s.name, { name: s.name, is_default: s.isDefault, errors: [] });
+        }
+        for (const e of current.streamErrors) {
+          let status = byStream.get(e.stream);
+          if (!status) byStream.set(e.stream, (status = { name: e.stream, is_default: false, errors: [] }));
+          status.errors.push({ subscription: e.subscription, message: e.message });
+        }
+        const streams = [...byStream.values()];
         yield { checkpoint: { last_op_id: lastOpId, ...wc, buckets: [...buckets.values()], streams } };
       } else {
         const previous = sent.buckets;
