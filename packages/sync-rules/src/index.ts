@@ -26,6 +26,7 @@ export {
   compareValues,
   isSqliteValue,
   sqliteTypeOf,
+  valueKey,
   type SqliteRow,
   type SqliteType,
   type SqliteValue,
