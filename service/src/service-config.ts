@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { unknownKeyProblem } from '@bucketsync/lib-services';
-import { decodeAuthConfig, type AuthConfig, type SourceModule } from '@bucketsync/service-core';
+import { decodeAuthConfig, type AuthConfig, type GzipPolicy, type SourceModule } from '@bucketsync/service-core';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { parseDocument, type ScalarTag } from 'yaml';
 import {
@@ -35,10 +35,11 @@ export interface ServiceConfig {
   /** Address the API listens on (`host`, default 0.0.0.0). */
   host: string;
   /**
-   * `api` section: `bson` / `gzip` (default true) offer the BSON stream / compression; `tokens`
+   * `api` section: `bson` (default true) offers the BSON stream; `gzip` when streams are compressed
+   * (`true` = `auto`, the default, `always`, `false` = `off`); `tokens`
    * are admin API tokens; `cors.origins` the browser origins allowed (default any: `'*'`).
    */
-  api: { bson: boolean; gzip: boolean; tokens: string[]; cors: { origins: '*' | string[] } };
+  api: { bson: boolean; gzip: GzipPolicy; tokens: string[]; cors: { origins: '*' | string[] } };
   /** Unused keys and other things worth a warning at start. */
   warnings: string[];
 }
@@ -264,16 +265,21 @@ export function loadServiceConfig(
     problems.push(`host: expected an address such as 0.0.0.0 (got ${JSON.stringify(host)})`);
 
   const rawApi = raw.api ?? {};
-  const api: ServiceConfig['api'] = { bson: true, gzip: true, tokens: [], cors: { origins: '*' } };
+  const api: ServiceConfig['api'] = { bson: true, gzip: 'auto', tokens: [], cors: { origins: '*' } };
   if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, gzip, tokens)');
   else {
     checkKeys(rawApi, 'api', 'api', { problems, warnings });
     if (rawApi.bson !== undefined && typeof rawApi.bson !== 'boolean')
       problems.push('api.bson: expected true or false');
     else if (rawApi.bson === false) api.bson = false;
-    if (rawApi.gzip !== undefined && typeof rawApi.gzip !== 'boolean')
-      problems.push('api.gzip: expected true or false');
-    else if (rawApi.gzip === false) api.gzip = false;
+    const gzip = rawApi.gzip;
+    if (gzip === false || gzip === 'off') api.gzip = 'off';
+    else if (gzip === 'always') api.gzip = 'always';
+    else if (gzip !== undefined && gzip !== true && gzip !== 'auto') {
+      problems.push(
+        'api.gzip: expected true (or auto: gzip for clients that benefit, the default), always, or false (or off)',
+      );
+    }
     if (rawApi.cors !== undefined) {
       const origins = isObject(rawApi.cors) ? rawApi.cors.origins : undefined;
       if (!isObject(rawApi.cors)) problems.push("api.cors: expected a mapping (origins: '*' or a list of origins)");

@@ -177,15 +177,15 @@ migrations:
     process.env.TEST_SOURCE_URL = 'postgres://db/app';
     const withApi = VALID + 'api:\n  bson: false\n  gzip: false\n';
     const config = loadServiceConfig(configFile('api.yaml', withApi));
-    expect(config.api).toEqual({ bson: false, gzip: false, tokens: [], cors: { origins: '*' } });
+    expect(config.api).toEqual({ bson: false, gzip: 'off', tokens: [], cors: { origins: '*' } });
     expect(loadServiceConfig(configFile('default-api.yaml', VALID)).api).toEqual({
       bson: true,
-      gzip: true,
+      gzip: 'auto',
       tokens: [],
       cors: { origins: '*' },
     });
     expect(() => loadServiceConfig(configFile('bad-api.yaml', VALID + 'api:\n  gzip: sometimes\n'))).toThrow(
-      'api.gzip: expected true or false',
+      'api.gzip: expected true (or auto',
     );
   });
 

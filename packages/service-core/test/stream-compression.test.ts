@@ -15,13 +15,16 @@ describe('sync stream compression', () => {
     expect(acceptsGzip(`${'x, '.repeat(1000)}gzip`)).toBe(false); // capped before any work
   });
 
-  it('gives browsers gzip and the Node SDK an uncompressed stream, unless the operator turned gzip off', () => {
+  it('gives browsers gzip and the Node SDK an uncompressed stream by default; always and off override it', () => {
     const web = 'powersync-js/1.30.0 powersync-web Chromium/156 linux';
     const node = 'powersync-js/1.30.0 powersync-node node/20.20.2 linux/6.1';
-    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: web, allowGzip: true })).toBe('gzip');
-    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: node, allowGzip: true })).toBe('identity');
-    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: undefined, allowGzip: true })).toBe('gzip');
-    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: web, allowGzip: false })).toBe('identity');
-    expect(chooseStreamCompression({ acceptEncoding: 'gzip;q=0', userAgent: web, allowGzip: true })).toBe('identity');
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: web, policy: 'auto' })).toBe('gzip');
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: node, policy: 'auto' })).toBe('identity');
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: undefined, policy: 'auto' })).toBe('gzip');
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: web, policy: 'off' })).toBe('identity');
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip;q=0', userAgent: web, policy: 'auto' })).toBe('identity');
+    // `always`: the operator pays the Node SDK's decompression for fewer bytes on the wire.
+    expect(chooseStreamCompression({ acceptEncoding: 'gzip', userAgent: node, policy: 'always' })).toBe('gzip');
+    expect(chooseStreamCompression({ acceptEncoding: 'identity', userAgent: node, policy: 'always' })).toBe('identity');
   });
 });

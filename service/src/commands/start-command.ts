@@ -172,7 +172,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         compile,
         logger: logger.child({ component: 'api' }),
         allowBson: config.api.bson,
-        allowGzip: config.api.gzip,
+        gzip: config.api.gzip,
         corsOrigins: config.api.cors.origins,
       });
       const address = await server.listen({ port: config.port, host: config.host });

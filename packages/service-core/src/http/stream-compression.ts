@@ -33,16 +33,25 @@ export function acceptsGzip(acceptEncoding: string | undefined): boolean {
 }
 
 /**
- * The compression of one sync stream: gzip when the operator allows it (`api.gzip`, default
- * true), the client accepts it and is not one whose gzip decompression is known to be slow.
+ * The operator's choice (`api.gzip`): `auto` (true, the default) gzips for clients that accept
+ * it unless their gzip decompression is known to be slow; `always` for every client that accepts
+ * it (when bytes on the wire cost more than client CPU); `off` (false) never.
  */
+export type GzipPolicy = 'auto' | 'always' | 'off';
+
+/** The compression of one sync stream under `policy`. */
 export function chooseStreamCompression(request: {
   acceptEncoding: string | undefined;
   userAgent: string | undefined;
-  allowGzip: boolean;
+  policy: GzipPolicy;
 }): StreamCompression {
-  if (!request.allowGzip || !acceptsGzip(request.acceptEncoding)) return 'identity';
-  if (request.userAgent && request.userAgent.length <= 1024 && SLOW_GZIP_CLIENTS.test(request.userAgent)) {
+  if (request.policy === 'off' || !acceptsGzip(request.acceptEncoding)) return 'identity';
+  if (
+    request.policy === 'auto' &&
+    request.userAgent &&
+    request.userAgent.length <= 1024 &&
+    SLOW_GZIP_CLIENTS.test(request.userAgent)
+  ) {
     return 'identity';
   }
   return 'gzip';

@@ -19,7 +19,7 @@ import type { SyncLine } from '../sync/sync-lines.js';
 import { decodeSyncRequest } from '../sync/sync-request.js';
 import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
 import { chooseEncoding, encodeLine, NDJSON } from './sync-line-encoder.js';
-import { chooseStreamCompression } from './stream-compression.js';
+import { chooseStreamCompression, type GzipPolicy } from './stream-compression.js';
 
 /** Verifies the `Authorization` header of a request (the token verifier). */
 export interface Authenticator {
@@ -41,11 +41,11 @@ export interface SyncServerOptions {
   /** Offer the BSON stream to clients that accept it. Default true; false forces NDJSON. */
   allowBson?: boolean;
   /**
-   * Compress with gzip when the client accepts it. Default true. Even then the Node SDK gets
-   * its streams uncompressed: through the SDK, gzip's cost grows faster than the stream
-   * (http/stream-compression.ts). false turns compression off for every client.
+   * When streams are gzipped (`api.gzip`). Default `auto`: for clients that accept gzip, except
+   * the Node SDK, whose gzip cost through fetch grows faster than the stream
+   * (http/stream-compression.ts); `always` for every client that accepts it; `off` never.
    */
-  allowGzip?: boolean;
+  gzip?: GzipPolicy;
   /**
    * Origins whose pages may call the API from a browser (`api.cors.origins`): `'*'` (the
    * default) for any, or a list of exact origins (`https://app.example.com`). Tokens travel in
@@ -205,7 +205,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
       chooseStreamCompression({
         acceptEncoding: request.headers['accept-encoding'],
         userAgent: Array.isArray(userAgent) ? userAgent.join(' ') : userAgent,
-        allowGzip: options.allowGzip !== false,
+        policy: options.gzip ?? 'auto',
       }) === 'gzip';
     reply.hijack();
     const res: ServerResponse = reply.raw;
