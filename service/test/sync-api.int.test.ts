@@ -182,6 +182,32 @@ describeIntegration('postgres', 'sync API errors and edges (real service)', (sou
     );
   });
 
+  it('refuses a bad client_id with a 400 naming it, never a 500 showing storage internals', async () => {
+    const headers = { authorization: `Bearer ${token}` };
+    for (const clientId of ['%00', 'x'.repeat(8000), '%0A']) {
+      const response = await fetch(`${h.endpoint}/write-checkpoint2.json?client_id=${clientId}`, { headers });
+      const text = await response.text();
+      expect(response.status, clientId.slice(0, 10)).toBe(400);
+      expect(text).toContain('client_id: ');
+      expect(text).not.toMatch(/postgres|pkey|SQLSTATE|invalid byte/i);
+    }
+    const body = await fetch(`${h.endpoint}/sync/checkpoint-request`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_id: 'a\u0000b' }),
+    });
+    expect(body.status).toBe(400);
+  });
+
+  it('keeps 413 for a body over the limit and 415 for a body that is not JSON', async () => {
+    const large = await stream({ parameters: { pad: 'x'.repeat(1_100_000) } });
+    expect(large.status).toBe(413);
+    expect(((await large.json()) as { error: { code: string } }).error.code).toBe('BS5003');
+    const text = await stream('<hello/>', { 'content-type': 'application/xml' });
+    expect(text.status).toBe(415);
+    expect(((await text.json()) as { error: { code: string } }).error.code).toBe('BS5004');
+  });
+
   it('answers the probes', async () => {
     expect((await fetch(`${h.endpoint}/probes/liveness`)).status).toBe(200);
     expect(await (await fetch(`${h.endpoint}/probes/readiness`)).json()).toEqual({ ready: true });

@@ -50,6 +50,8 @@ export const ErrorCode = {
   TOO_MANY_BUCKETS: 'BS5002',
   /** Wire code PowerSync uses for "no sync rules available"; clients retry it. */
   SYNC_NOT_READY: 'PSYNC_S2302',
+  REQUEST_TOO_LARGE: 'BS5003',
+  REQUEST_UNSUPPORTED_TYPE: 'BS5004',
   // 9xxx: bugs
   INTERNAL: 'BS9001',
 } as const;
@@ -186,6 +188,14 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     false,
     400,
   ),
+  BS5003: entry(
+    'BS5003',
+    'The request body is larger than the service accepts.',
+    'Send a smaller request: fewer buckets, subscriptions or parameters.',
+    false,
+    413,
+  ),
+  BS5004: entry('BS5004', 'The request body has a type the service does not read.', 'Send JSON.', false, 415),
   PSYNC_S2302: entry(
     'PSYNC_S2302',
     'No sync config is active yet.',

@@ -19,6 +19,7 @@ import type { SyncLine } from '../sync/sync-lines.js';
 import { decodeSyncRequest } from '../sync/sync-request.js';
 import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
 import { chooseEncoding, encodeLine, NDJSON } from './sync-line-encoder.js';
+import { RequestErrors, toServiceError } from './request-errors.js';
 import { chooseStreamCompression, type GzipPolicy } from './stream-compression.js';
 
 /** Verifies the `Authorization` header of a request (the token verifier). */
@@ -60,29 +61,21 @@ export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'User-Agen
 /** How long a browser may cache a preflight answer, seconds (Chromium caps it at 7,200). */
 export const CORS_MAX_AGE_SECONDS = 7200;
 
-function toServiceError(error: unknown): ServiceError {
-  if (error instanceof ServiceError) return error;
-  return new ServiceError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error), { cause: error });
+/** The longest client id accepted (the SDKs send a UUID). */
+export const MAX_CLIENT_ID_LENGTH = 200;
+
+/** What is wrong with a client-supplied `client_id`, if anything (checked before any storage work). */
+export function clientIdProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string' || value.length === 0) return 'required (the client id, a UUID for the SDKs)';
+  if (value.length > MAX_CLIENT_ID_LENGTH) return `at most ${MAX_CLIENT_ID_LENGTH} characters`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  return undefined;
 }
 
-/** Logs a refused client's reason at most once per interval (every client retries it). */
-const NOT_READY_LOG_INTERVAL_MS = 30_000;
-
-async function sendError(reply: FastifyReply, error: unknown, logger: Logger, state: ErrorLogState): Promise<void> {
-  const e = toServiceError(error);
-  if (e.status === 503) {
-    // A state of the service, not a fault of the request: clients retry, so say it once in a while.
-    reply.header('retry-after', '5');
-    if (Date.now() - state.notReadyLoggedAt >= NOT_READY_LOG_INTERVAL_MS) {
-      state.notReadyLoggedAt = Date.now();
-      logger.warn('clients are told to retry later', { reason: e.message });
-    }
-  } else if (e.status >= 500) logger.error('request failed', { error: e });
-  await reply.code(e.status).type('application/json').send(e.toResponseBody());
-}
-
-interface ErrorLogState {
-  notReadyLoggedAt: number;
+async function sendError(reply: FastifyReply, error: unknown, errors: RequestErrors): Promise<void> {
+  const answer = errors.answer(error);
+  await reply.code(answer.status).headers(answer.headers).type('application/json').send(answer.body);
 }
 
 /**
@@ -99,9 +92,10 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   const { storage, authenticator, logger } = options;
   // forceCloseConnections: on close, sockets still held by clients (keep-alive after a stream
   // ended) are destroyed rather than waited for, so shutdown never hangs on a client.
-  const app = Fastify({ logger: false, bodyLimit: options.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
+  const bodyLimit = options.bodyLimit ?? 1024 * 1024;
+  const app = Fastify({ logger: false, bodyLimit, forceCloseConnections: true });
   const openStreams = new Set<AbortController>();
-  const errorLog: ErrorLogState = { notReadyLoggedAt: 0 };
+  const errors = new RequestErrors(logger);
 
   // CORS on every route (web apps are served from their own origin): preflights answered for the
   // methods and headers the SDKs send; no credentials mode, since tokens are bearer headers.
@@ -114,18 +108,22 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     maxAge: CORS_MAX_AGE_SECONDS,
   });
 
-  // A malformed JSON body is a 400 naming the problem, like any other bad field.
+  // A malformed JSON body is a 400 naming the problem, like any other bad field; a body over
+  // the limit stays a 413 and one of another type a 415, which clients can tell apart.
   app.setErrorHandler(async (error, _request, reply) => {
     const status = (error as { statusCode?: number }).statusCode;
-    if (status && status >= 400 && status < 500) {
+    if (status === 413) {
+      await sendError(reply, new ServiceError(ErrorCode.REQUEST_TOO_LARGE, `body: over ${bodyLimit} bytes`), errors);
+    } else if (status === 415) {
       await sendError(
         reply,
-        new ServiceError(ErrorCode.REQUEST_INVALID, `body: ${(error as Error).message}`),
-        logger,
-        errorLog,
+        new ServiceError(ErrorCode.REQUEST_UNSUPPORTED_TYPE, `content-type: send application/json`),
+        errors,
       );
+    } else if (status && status >= 400 && status < 500) {
+      await sendError(reply, new ServiceError(ErrorCode.REQUEST_INVALID, `body: ${(error as Error).message}`), errors);
     } else {
-      await sendError(reply, error, logger, errorLog);
+      await sendError(reply, error, errors);
     }
   });
 
@@ -148,16 +146,19 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   const createWriteCheckpoint = async (request: FastifyRequest, clientId: unknown, reply: FastifyReply) => {
     try {
       const identity = await authenticator.verify(request.headers.authorization);
-      if (typeof clientId !== 'string' || clientId.length === 0) {
-        throw new ServiceError(ErrorCode.REQUEST_INVALID, 'client_id: required');
-      }
+      const problem = clientIdProblem(clientId);
+      if (problem) throw new ServiceError(ErrorCode.REQUEST_INVALID, `client_id: ${problem}`);
       if (!options.sourceApi)
         throw new ServiceError(ErrorCode.INTERNAL, 'no source is configured for write checkpoints');
       const headPosition = await options.sourceApi.headPosition();
-      const id = await storage.createManagedWriteCheckpoint({ userId: identity.userId, clientId, headPosition });
+      const id = await storage.createManagedWriteCheckpoint({
+        userId: identity.userId,
+        clientId: clientId as string,
+        headPosition,
+      });
       return reply.send({ data: { write_checkpoint: id.toString() } });
     } catch (e) {
-      return sendError(reply, e, logger, errorLog);
+      return sendError(reply, e, errors);
     }
   };
   app.get('/write-checkpoint2.json', (request, reply) =>
@@ -196,7 +197,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     } catch (e) {
       abort.abort();
       await lines?.return(undefined);
-      return sendError(reply, e, logger, errorLog);
+      return sendError(reply, e, errors);
     }
 
     const encoding = options.allowBson === false ? NDJSON : chooseEncoding(request.headers.accept);

@@ -26,7 +26,12 @@ const syncRequestSchema = z.object({
   include_checksum: z.boolean().default(true),
   raw_data: z.boolean().default(true),
   binary_data: z.boolean().optional(),
-  client_id: z.string().max(200).optional(),
+  client_id: z
+    .string()
+    .max(200)
+    // eslint-disable-next-line no-control-regex
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+    .optional(),
   parameters: z
     .record(z.unknown())
     .nullish()
