@@ -39,7 +39,18 @@ export interface ServiceConfig {
    * (`true` = `auto`, the default, `always`, `false` = `off`); `tokens`
    * are admin API tokens; `cors.origins` the browser origins allowed (default any: `'*'`).
    */
-  api: { bson: boolean; gzip: GzipPolicy; tokens: string[]; cors: { origins: '*' | string[] } };
+  api: {
+    bson: boolean;
+    gzip: GzipPolicy;
+    tokens: string[];
+    cors: { origins: '*' | string[] };
+    /** `api.parameters` (PowerSync's keys): connection caps; unset ones keep the service defaults. */
+    parameters: {
+      maxConcurrentConnections?: number;
+      maxBucketsPerConnection?: number;
+      maxParameterQueryResults?: number;
+    };
+  };
   /** Unused keys and other things worth a warning at start. */
   warnings: string[];
 }
@@ -55,8 +66,12 @@ const SECTIONS: Record<string, { known?: readonly string[]; established: readonl
     known: ['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port', 'host'],
     established: ['dev', 'metadata', 'migrations', 'telemetry', 'healthcheck', 'parameters'],
   },
-  api: { known: ['bson', 'gzip', 'tokens', 'cors'], established: ['parameters'] },
+  api: { known: ['bson', 'gzip', 'tokens', 'cors', 'parameters'], established: [] },
   'api.cors': { known: ['origins'], established: [] },
+  'api.parameters': {
+    known: ['max_concurrent_connections', 'max_buckets_per_connection', 'max_parameter_query_results'],
+    established: ['max_data_fetch_concurrency'],
+  },
   sync_config: { known: ['path', 'content'], established: ['exit_on_error'] },
   replication: { known: ['connections'], established: [] },
   // client_auth's own decoder (strict) reports keys it does not read, with a did-you-mean.
@@ -265,7 +280,7 @@ export function loadServiceConfig(
     problems.push(`host: expected an address such as 0.0.0.0 (got ${JSON.stringify(host)})`);
 
   const rawApi = raw.api ?? {};
-  const api: ServiceConfig['api'] = { bson: true, gzip: 'auto', tokens: [], cors: { origins: '*' } };
+  const api: ServiceConfig['api'] = { bson: true, gzip: 'auto', tokens: [], cors: { origins: '*' }, parameters: {} };
   if (!isObject(rawApi)) problems.push('api: expected a mapping (bson, gzip, tokens)');
   else {
     checkKeys(rawApi, 'api', 'api', { problems, warnings });
@@ -288,6 +303,30 @@ export function loadServiceConfig(
         const bad = corsOriginProblem(origins);
         if (bad) problems.push(`api.cors.origins: ${bad}`);
         else if (Array.isArray(origins)) api.cors.origins = origins as string[];
+      }
+    }
+    if (rawApi.parameters !== undefined) {
+      const parameters = rawApi.parameters;
+      if (!isObject(parameters)) problems.push('api.parameters: expected a mapping (max_concurrent_connections, ...)');
+      else {
+        checkKeys(parameters, 'api.parameters', 'api.parameters', { problems, warnings });
+        const limit = (key: string): number | undefined => {
+          const value = parameters[key];
+          if (value === undefined) return undefined;
+          if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1_000_000) {
+            problems.push(
+              `api.parameters.${key}: expected a whole number from 1 to 1000000 (got ${JSON.stringify(value)})`,
+            );
+            return undefined;
+          }
+          return value;
+        };
+        const maxConcurrentConnections = limit('max_concurrent_connections');
+        const maxBucketsPerConnection = limit('max_buckets_per_connection');
+        const maxParameterQueryResults = limit('max_parameter_query_results');
+        if (maxConcurrentConnections !== undefined) api.parameters.maxConcurrentConnections = maxConcurrentConnections;
+        if (maxBucketsPerConnection !== undefined) api.parameters.maxBucketsPerConnection = maxBucketsPerConnection;
+        if (maxParameterQueryResults !== undefined) api.parameters.maxParameterQueryResults = maxParameterQueryResults;
       }
     }
     if (rawApi.tokens !== undefined) {

@@ -121,6 +121,7 @@ totally_unrelated_thing: 1
     // Keys PowerSync configs carry are not errors.
     expect(message).not.toContain('- migrations');
     expect(message).not.toContain('- api.parameters');
+    expect(message).not.toContain('max_concurrent_connections');
     expect(message).not.toContain('- client_auth.supabase');
   });
 
@@ -131,7 +132,7 @@ totally_unrelated_thing: 1
         'powersync-keys.yaml',
         `${VALID}
 api:
-  parameters: { max_buckets_per_connection: 100 }
+  parameters: { max_buckets_per_connection: 100, max_data_fetch_concurrency: 10 }
 migrations:
   disable_auto_migration: true
 `,
@@ -140,8 +141,15 @@ migrations:
     expect(config.warnings).toEqual([
       'telemetry: a PowerSync setting BucketSync does not use; ignored',
       'migrations: a PowerSync setting BucketSync does not use; ignored',
-      'api.parameters: a PowerSync setting BucketSync does not use; ignored',
+      'api.parameters.max_data_fetch_concurrency: a PowerSync setting BucketSync does not use; ignored',
     ]);
+    // The connection caps of api.parameters are read.
+    expect(config.api.parameters).toEqual({ maxBucketsPerConnection: 100 });
+    expect(() =>
+      loadServiceConfig(
+        configFile('bad-caps.yaml', `${VALID}api:\n  parameters: { max_concurrent_connections: -1 }\n`),
+      ),
+    ).toThrow('api.parameters.max_concurrent_connections: expected a whole number from 1 to 1000000 (got -1)');
   });
 
   it('reads api.cors.origins: any origin by default, else exact origins, refusing paths and typos', () => {
@@ -177,12 +185,13 @@ migrations:
     process.env.TEST_SOURCE_URL = 'postgres://db/app';
     const withApi = VALID + 'api:\n  bson: false\n  gzip: false\n';
     const config = loadServiceConfig(configFile('api.yaml', withApi));
-    expect(config.api).toEqual({ bson: false, gzip: 'off', tokens: [], cors: { origins: '*' } });
+    expect(config.api).toEqual({ bson: false, gzip: 'off', tokens: [], cors: { origins: '*' }, parameters: {} });
     expect(loadServiceConfig(configFile('default-api.yaml', VALID)).api).toEqual({
       bson: true,
       gzip: 'auto',
       tokens: [],
       cors: { origins: '*' },
+      parameters: {},
     });
     expect(() => loadServiceConfig(configFile('bad-api.yaml', VALID + 'api:\n  gzip: sometimes\n'))).toThrow(
       'api.gzip: expected true (or auto',

@@ -50,6 +50,8 @@ export const ErrorCode = {
   TOO_MANY_BUCKETS: 'BS5002',
   /** Wire code PowerSync uses for "no sync rules available"; clients retry it. */
   SYNC_NOT_READY: 'PSYNC_S2302',
+  /** PowerSync's wire code for "too many connections"; clients retry it. */
+  TOO_MANY_CONNECTIONS: 'PSYNC_S2304',
   REQUEST_TOO_LARGE: 'BS5003',
   REQUEST_UNSUPPORTED_TYPE: 'BS5004',
   // 9xxx: bugs
@@ -202,6 +204,13 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     'The client retries by itself; the service logs "first consistent checkpoint" when clients can sync.',
     true,
     503,
+  ),
+  PSYNC_S2304: entry(
+    'PSYNC_S2304',
+    'This process serves as many sync streams as it may',
+    'The client retries by itself; add API processes or raise api.parameters.max_concurrent_connections.',
+    true,
+    429,
   ),
   BS9001: entry('BS9001', 'An internal error occurred.', 'Report it with the logs around this message.', false),
 };

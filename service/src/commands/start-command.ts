@@ -173,6 +173,17 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
         logger: logger.child({ component: 'api' }),
         allowBson: config.api.bson,
         gzip: config.api.gzip,
+        ...(config.api.parameters.maxConcurrentConnections !== undefined
+          ? { maxConcurrentConnections: config.api.parameters.maxConcurrentConnections }
+          : {}),
+        limits: {
+          ...(config.api.parameters.maxBucketsPerConnection !== undefined
+            ? { maxBuckets: config.api.parameters.maxBucketsPerConnection }
+            : {}),
+          ...(config.api.parameters.maxParameterQueryResults !== undefined
+            ? { maxParameterQueryResults: config.api.parameters.maxParameterQueryResults }
+            : {}),
+        },
         corsOrigins: config.api.cors.origins,
       });
       const address = await server.listen({ port: config.port, host: config.host });

@@ -47,6 +47,8 @@ export interface SyncServerOptions {
    * (http/stream-compression.ts); `always` for every client that accepts it; `off` never.
    */
   gzip?: GzipPolicy;
+  /** Most sync streams open at once (`api.parameters.max_concurrent_connections`). Default 1,000. */
+  maxConcurrentConnections?: number;
   /**
    * Origins whose pages may call the API from a browser (`api.cors.origins`): `'*'` (the
    * default) for any, or a list of exact origins (`https://app.example.com`). Tokens travel in
@@ -55,6 +57,18 @@ export interface SyncServerOptions {
    */
   corsOrigins?: '*' | readonly string[];
 }
+
+/** Default of `api.parameters.max_concurrent_connections`. */
+export const DEFAULT_MAX_CONCURRENT_CONNECTIONS = 1000;
+
+/**
+ * Socket timeouts: the request line and headers within 10 s, the whole request (a body trickled
+ * byte by byte) within 30 s, an idle keep-alive socket closed after 5 s. A sync stream's response
+ * is not limited by them.
+ */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
 /** Request headers the PowerSync SDKs send, allowed in CORS preflights. */
 export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'User-Agent', 'X-User-Agent', 'Accept'];
@@ -73,9 +87,9 @@ export function clientIdProblem(value: unknown): string | undefined {
   return undefined;
 }
 
-async function sendError(reply: FastifyReply, error: unknown, errors: RequestErrors): Promise<void> {
+async function sendError(reply: FastifyReply, error: unknown, errors: RequestErrors): Promise<FastifyReply> {
   const answer = errors.answer(error);
-  await reply.code(answer.status).headers(answer.headers).type('application/json').send(answer.body);
+  return reply.code(answer.status).headers(answer.headers).type('application/json').send(answer.body);
 }
 
 /**
@@ -93,7 +107,14 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   // forceCloseConnections: on close, sockets still held by clients (keep-alive after a stream
   // ended) are destroyed rather than waited for, so shutdown never hangs on a client.
   const bodyLimit = options.bodyLimit ?? 1024 * 1024;
-  const app = Fastify({ logger: false, bodyLimit, forceCloseConnections: true });
+  const app = Fastify({
+    logger: false,
+    bodyLimit,
+    forceCloseConnections: true,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+  });
+  app.server.headersTimeout = HEADERS_TIMEOUT_MS;
   const openStreams = new Set<AbortController>();
   const errors = new RequestErrors(logger);
 
@@ -143,9 +164,42 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     return handled;
   };
 
+  // The token is verified from the headers, before the body is read: a client without a valid
+  // token never gets to send (or trickle) a body.
+  const identities = new WeakMap<FastifyRequest, SyncIdentity>();
+  // A hook that answers returns the reply, so Fastify runs no handler after it.
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    try {
+      identities.set(request, await authenticator.verify(request.headers.authorization));
+      return undefined;
+    } catch (e) {
+      return sendError(reply, e, errors);
+    }
+  };
+  const identityOf = (request: FastifyRequest): SyncIdentity => {
+    const identity = identities.get(request);
+    if (!identity) throw new ServiceError(ErrorCode.INTERNAL, 'a request reached its handler unauthenticated');
+    return identity;
+  };
+  // Over the cap a new stream is refused before anything is read (PowerSync's PSYNC_S2304).
+  const maxStreams = options.maxConcurrentConnections ?? DEFAULT_MAX_CONCURRENT_CONNECTIONS;
+  const capStreams = async (_request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    if (openStreams.size >= maxStreams) {
+      return sendError(
+        reply,
+        new ServiceError(
+          ErrorCode.TOO_MANY_CONNECTIONS,
+          `${openStreams.size} sync streams are open, the most this process serves (api.parameters.max_concurrent_connections)`,
+        ),
+        errors,
+      );
+    }
+    return undefined;
+  };
+
   const createWriteCheckpoint = async (request: FastifyRequest, clientId: unknown, reply: FastifyReply) => {
     try {
-      const identity = await authenticator.verify(request.headers.authorization);
+      const identity = identityOf(request);
       const problem = clientIdProblem(clientId);
       if (problem) throw new ServiceError(ErrorCode.REQUEST_INVALID, `client_id: ${problem}`);
       if (!options.sourceApi)
@@ -161,14 +215,14 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
       return sendError(reply, e, errors);
     }
   };
-  app.get('/write-checkpoint2.json', (request, reply) =>
+  app.get('/write-checkpoint2.json', { onRequest: authenticate }, (request, reply) =>
     track(createWriteCheckpoint(request, (request.query as Record<string, unknown>).client_id, reply)),
   );
-  app.post('/sync/checkpoint-request', (request, reply) =>
+  app.post('/sync/checkpoint-request', { onRequest: authenticate }, (request, reply) =>
     track(createWriteCheckpoint(request, (request.body as Record<string, unknown> | undefined)?.client_id, reply)),
   );
 
-  app.post('/sync/stream', (request, reply) => {
+  app.post('/sync/stream', { onRequest: [capStreams, authenticate] }, (request, reply) => {
     const abort = new AbortController();
     openStreams.add(abort);
     return track(serveStream(request, reply, abort).finally(() => openStreams.delete(abort)));
@@ -180,7 +234,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     // The response's close means the client went away (the request's close only means its body was read).
     reply.raw.on('close', () => abort.abort());
     try {
-      const identity = await authenticator.verify(request.headers.authorization);
+      const identity = identityOf(request);
       const body = decodeSyncRequest(request.body);
       lines = syncStream({
         storage,
