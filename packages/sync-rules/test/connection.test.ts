@@ -245,6 +245,7 @@ streams:
 `;
   const request = (a: unknown[], b: unknown[]): ConnectionRequest => ({
     claims: { sub: 'u1' },
+    parameters: {},
     streams: { subscriptions: [{ stream: 'tagged', parameters: { a, b } }] },
   });
 

@@ -102,6 +102,18 @@ async function write(stream: NodeJS.WritableStream, chunk: Buffer, signal: Abort
   }
 }
 
+/** What a sync server holds now: open sync streams and request handlers still running. */
+export interface SyncServerActivity {
+  openStreams: number;
+  handlers: number;
+}
+const activity = new WeakMap<FastifyInstance, () => SyncServerActivity>();
+
+/** The activity of a server made by `createSyncServer` (for tests, probes and metrics). */
+export function syncServerActivity(app: FastifyInstance): SyncServerActivity {
+  return activity.get(app)?.() ?? { openStreams: 0, handlers: 0 };
+}
+
 export async function createSyncServer(options: SyncServerOptions): Promise<FastifyInstance> {
   const { storage, authenticator, logger } = options;
   // forceCloseConnections: on close, sockets still held by clients (keep-alive after a stream
@@ -297,6 +309,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
       else res.end();
     }
   };
+
+  activity.set(app, () => ({ openStreams: openStreams.size, handlers: inFlight.size }));
 
   // preClose, not onClose: the server only finishes closing once every response has ended,
   // so open sync streams are ended first (their clients reconnect to another process), and

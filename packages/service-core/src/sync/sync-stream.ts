@@ -121,6 +121,14 @@ function toWireOp(op: OplogEntry): WireOp {
   return wire;
 }
 
+/** Sync streams of this process that hold a checkpoint watch and timers (for tests and metrics). */
+let liveStreams = 0;
+
+/** How many sync streams of this process are past their start and not yet ended. */
+export function liveSyncStreams(): number {
+  return liveStreams;
+}
+
 /** Produces the lines of one sync connection until the signal aborts or the token expires. */
 export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<SyncLine> {
   const { storage, identity, request, signal, logger } = options;
@@ -189,6 +197,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
     });
   }, ACTIVE_CHECK_INTERVAL_MS);
 
+  liveStreams++;
   try {
     while (!signal.aborted) {
       await wake.next(signal);
@@ -346,6 +355,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
       yield { checkpoint_complete: { last_op_id: lastOpId } };
     }
   } finally {
+    liveStreams--;
     clearInterval(keepaliveTimer);
     clearTimeout(expiryTimer);
     clearInterval(activeCheck);
