@@ -147,4 +147,25 @@ describeIntegration('postgres', 'sync streams of clients that drop mid-sync', ()
     expect(syncServerActivity(app)).toEqual({ openStreams: 0, handlers: 0 });
     expect(liveSyncStreams()).toBe(0);
   }, 60_000);
+
+  it('answers readiness probes from one storage lookup per second, however many arrive', async () => {
+    const lookups = { count: 0 };
+    const original = storage.getActiveSyncConfig.bind(storage);
+    storage.getActiveSyncConfig = () => {
+      lookups.count++;
+      return original();
+    };
+    try {
+      const started = Date.now();
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, () => fetch(`http://127.0.0.1:${port}/probes/readiness`).then((r) => r.status)),
+      );
+      expect(new Set(answers)).toEqual(new Set([200]));
+      // One lookup per second the 200 probes took (they would be 200 lookups without the cache).
+      expect(lookups.count).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 1000) + 1);
+      expect(lookups.count).toBeLessThan(20);
+    } finally {
+      storage.getActiveSyncConfig = original;
+    }
+  });
 });

@@ -70,6 +70,9 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 
+/** How long a readiness answer is reused. */
+const READINESS_CACHE_MS = 1000;
+
 /** Request headers the PowerSync SDKs send, allowed in CORS preflights. */
 export const CORS_ALLOWED_HEADERS = ['Content-Type', 'Authorization', 'User-Agent', 'X-User-Agent', 'Accept'];
 /** How long a browser may cache a preflight answer, seconds (Chromium caps it at 7,200). */
@@ -161,9 +164,23 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   });
 
   app.get('/probes/liveness', async () => ({ ok: true }));
+  // Readiness is asked often (every probe of every orchestrator): one storage lookup per second
+  // at most, shared by the calls that arrive meanwhile.
+  let readiness: { at: number; ready: Promise<boolean> } | undefined;
+  const isReady = (): Promise<boolean> => {
+    if (!readiness || Date.now() - readiness.at >= READINESS_CACHE_MS) {
+      readiness = {
+        at: Date.now(),
+        ready: storage.getActiveSyncConfig().then(
+          (config) => config !== undefined,
+          () => false,
+        ),
+      };
+    }
+    return readiness.ready;
+  };
   app.get('/probes/readiness', async (_request, reply) => {
-    const active = await storage.getActiveSyncConfig().catch(() => undefined);
-    if (!active) return reply.code(503).send({ ready: false, reason: 'no sync config is active yet' });
+    if (!(await isReady())) return reply.code(503).send({ ready: false, reason: 'no sync config is active yet' });
     return { ready: true };
   });
 
