@@ -54,9 +54,23 @@ export async function connectPostgres(options: PostgresConnectOptions): Promise<
   return client;
 }
 
-/** A pool with the same session settings. */
-export function createPostgresPool(options: PostgresConnectOptions & { max?: number }): pg.Pool {
-  return guardPool(new pg.Pool({ ...clientConfig(options), max: options.max ?? 10 }));
+/** Options of `createPostgresPool`, beyond those of one connection. */
+export interface PostgresPoolOptions extends PostgresConnectOptions {
+  /** Most connections open at once; callers beyond it wait for one. Default 10. */
+  max?: number;
+  /** An idle connection is closed after this many ms. Default 10 s (the driver's). */
+  idleTimeoutMs?: number;
+}
+
+/** A pool with the same session settings, guarded against lost connections (`guardPool`). */
+export function createPostgresPool(options: PostgresPoolOptions): pg.Pool {
+  return guardPool(
+    new pg.Pool({
+      ...clientConfig(options),
+      max: options.max ?? 10,
+      idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    }),
+  );
 }
 
 /**
@@ -70,11 +84,18 @@ export function guardPool(pool: pg.Pool): pg.Pool {
   return pool;
 }
 
-/** The URI without its password, for messages and logs. */
+/** Query parameters of a connection URI whose values are secrets. */
+const SECRET_QUERY_PARAMETERS = /pass|secret|token|key|credential/i;
+
+/** The URI without its password (in the user part or the query), for messages and logs. */
 export function redactUri(uri: string): string {
   try {
     const url = new URL(uri);
     if (url.password) url.password = '***';
+    // libpq also takes secrets as query parameters (`?password=...`, `sslpassword`, `sslkey` paths).
+    for (const key of [...url.searchParams.keys()]) {
+      if (SECRET_QUERY_PARAMETERS.test(key)) url.searchParams.set(key, '***');
+    }
     return url.toString();
   } catch {
     return '(unparseable connection URI)';

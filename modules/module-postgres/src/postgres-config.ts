@@ -3,6 +3,7 @@
  * separate fields, and defaults the publication name to `powersync` so existing setups work.
  */
 import { decodeConfig } from '@bucketsync/lib-services';
+import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { z } from 'zod';
 
 const rawConfigSchema = z
@@ -37,7 +38,15 @@ export function decodePostgresConfig(raw: unknown, source = 'replication.connect
   let uri = config.uri;
   if (uri === undefined) {
     const url = new URL('postgres://localhost');
-    url.hostname = config.hostname!;
+    // An IPv6 address goes in brackets; without them the URL keeps its placeholder host.
+    const host = config.hostname!;
+    url.hostname = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+    if (url.hostname === 'localhost' && host !== 'localhost') {
+      throw new ServiceError(
+        ErrorCode.CONFIG_INVALID,
+        `${source}.hostname: ${JSON.stringify(host)} is not a host name or address`,
+      );
+    }
     url.port = String(config.port);
     url.pathname = `/${encodeURIComponent(config.database!)}`;
     if (config.username) url.username = encodeURIComponent(config.username);
