@@ -32,7 +32,17 @@ export interface RequestErrorsOptions {
 
 export function toServiceError(error: unknown): ServiceError {
   if (error instanceof ServiceError) return error;
-  return new ServiceError(ErrorCode.INTERNAL, (error as Error)?.message ?? String(error), { cause: error });
+  return new ServiceError(ErrorCode.INTERNAL, describeThrown(error), { cause: error });
+}
+
+/** Text for anything thrown: an object without a prototype has no toString (found by the fuzz suite). */
+function describeThrown(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  try {
+    return String(error);
+  } catch {
+    return Object.prototype.toString.call(error);
+  }
 }
 
 export class RequestErrors {
