@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '@bucketsync/lib-services';
 import { ServiceError } from '@bucketsync/service-errors';
@@ -24,6 +24,8 @@ import {
 
 const silent = createLogger({ level: 'error', write: () => {} });
 const AUD = 'bucketsync';
+/** 32 bytes of HMAC key material, the minimum. */
+const K32 = base64url.encode(new Uint8Array(32).fill(7));
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 interface SigningKey {
@@ -76,6 +78,16 @@ function config(raw: Record<string, unknown>): AuthConfig {
   return decodeAuthConfig({ audience: [AUD], ...raw });
 }
 
+function configError(raw: unknown): ServiceError {
+  try {
+    decodeAuthConfig(raw);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ServiceError);
+    return error as ServiceError;
+  }
+  throw new Error('expected a config error');
+}
+
 function verifier(keys: JWK[], options: TokenVerifierOptions = {}, extra: Record<string, unknown> = {}): TokenVerifier {
   return new TokenVerifier(config({ jwks: { keys }, ...extra }), { logger: silent, ...options });
 }
@@ -105,19 +117,20 @@ beforeAll(async () => {
 describe('client_auth config codec', () => {
   it('normalises a string audience and jwks_uri to lists and defaults the lifetime cap', () => {
     const decoded = decodeAuthConfig({
-      jwks: { keys: [{ kty: 'oct', alg: 'HS256', kid: 'dev', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ' }] },
+      jwks: { keys: [{ kty: 'oct', alg: 'HS256', kid: 'dev', k: K32 }] },
       jwks_uri: 'https://issuer.example/.well-known/jwks.json',
       audience: 'bucketsync',
     });
     expect(decoded.audiences).toEqual(['bucketsync']);
     expect(decoded.jwksUris).toEqual(['https://issuer.example/.well-known/jwks.json']);
     expect(decoded.maxLifetimeSeconds).toBe(86_400);
+    expect(decoded.issuers).toBeUndefined();
     expect(decoded.keys).toEqual([
       {
         kid: 'dev',
         kty: 'oct',
         alg: 'HS256',
-        jwk: { kty: 'oct', k: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ' },
+        jwk: { kty: 'oct', k: K32 },
         source: 'client_auth.jwks',
       },
     ]);
@@ -159,13 +172,59 @@ describe('client_auth config codec', () => {
     expect(() => decodeAuthConfig({ audience: 'a', jwks: { keys: [{ kty: 'XYZ' }] } })).toThrow(
       /client_auth\.jwks\.keys\[0\]\.kty: Invalid discriminator value/,
     );
-    const dup = { kty: 'oct', kid: 'dev', k: 'AAAA' };
+    const dup = { kty: 'oct', kid: 'dev', k: K32 };
     expect(() => decodeAuthConfig({ audience: 'a', jwks: { keys: [dup, dup] } })).toThrow(
       /client_auth\.jwks\.keys\[1\]\.kid: duplicate kid "dev" \(also jwks\.keys\[0\]\)/,
     );
     expect(() => decodeAuthConfig(undefined)).toThrow(/client_auth: Required/);
     expect(() => decodeAuthConfig({ audience: 'a', jwks: { keys: [] }, extra: 1 })).toThrow(
       /client_auth\.extra: unknown key \(expected one of/,
+    );
+  });
+
+  it('refuses an http:// JWKS URL unless client_auth.allow_http_jwks is set', () => {
+    const error = configError({ audience: 'a', jwks_uri: ['https://ok.example/jwks', 'http://127.0.0.1:1/jwks'] });
+    expect(error.message).toContain(
+      'client_auth.jwks_uri[1]: is http://, so the keys could be replaced in transit; use https://, ' +
+        'or set client_auth.allow_http_jwks: true',
+    );
+    expect(error.message).not.toContain('jwks_uri[0]');
+    const allowed = decodeAuthConfig({ audience: 'a', jwks_uri: 'http://127.0.0.1:1/jwks', allow_http_jwks: true });
+    expect(allowed.jwksUris).toEqual(['http://127.0.0.1:1/jwks']);
+    expect(() => decodeAuthConfig({ audience: 'a', jwks_uri: 'http://x.example', allow_http_jwks: 'yes' })).toThrow(
+      /client_auth\.allow_http_jwks: Expected boolean, received string/,
+    );
+  });
+
+  it('refuses an HMAC key under 32 bytes, naming its path and how to make one, never its value', () => {
+    const short = base64url.encode(new TextEncoder().encode('short-secret-of-20-b'));
+    const error = configError({ audience: 'a', jwks: { keys: [{ kty: 'oct', alg: 'HS256', kid: 'dev', k: short }] } });
+    expect(error.message).toContain(
+      'client_auth.jwks.keys[0].k: is 20 bytes of key material; an HMAC key needs at least 32 random bytes ' +
+        '(make one with: bucketsync-test-client generate-key)',
+    );
+    expect(error.message).not.toContain(short);
+    const k31 = base64url.encode(new Uint8Array(31).fill(1));
+    expect(() => decodeAuthConfig({ audience: 'a', jwks: { keys: [{ kty: 'oct', k: k31 }] } })).toThrow(
+      /keys\[0\]\.k: is 31 bytes/,
+    );
+    expect(decodeAuthConfig({ audience: 'a', jwks: { keys: [{ kty: 'oct', k: K32 }] } }).keys).toHaveLength(1);
+  });
+
+  it('never echoes a secret given as a YAML number', () => {
+    const error = configError({ audience: 'a', jwks: { keys: [{ kty: 'oct', kid: 'dev', k: 98765432 }] } });
+    expect(error.message).toContain('client_auth.jwks.keys[0].k: Expected string, received number (got a number');
+    expect(error.message).not.toContain('98765432');
+  });
+
+  it('normalises client_auth.issuer to a list', () => {
+    const keys = { jwks: { keys: [hs.publicJwk] } };
+    expect(decodeAuthConfig({ audience: 'a', issuer: 'https://id.example', ...keys }).issuers).toEqual([
+      'https://id.example',
+    ]);
+    expect(decodeAuthConfig({ audience: 'a', issuer: ['x', 'y'], ...keys }).issuers).toEqual(['x', 'y']);
+    expect(() => decodeAuthConfig({ audience: 'a', issuer: [], ...keys })).toThrow(
+      /client_auth\.issuer: list at least one issuer/,
     );
   });
 
@@ -241,11 +300,21 @@ describe('TokenVerifier: signature and keys', () => {
     expect((await rejection(v.verify(`Token ${header}.${forged}.${signature}`))).code).toBe('PSYNC_S2102');
   });
 
-  it('rejects an unknown key id with PSYNC_S2104 listing the known ones', async () => {
+  it('rejects an unknown key id with PSYNC_S2104 saying how many keys there are, not their kids', async () => {
     const v = verifier([hs.publicJwk, rs.publicJwk]);
     const error = await rejection(v.verify(`Token ${await sign(hs, { header: { kid: 'k9' } })}`));
     expect(error.code).toBe('PSYNC_S2104');
-    expect(error.message).toContain('unknown key id "k9"; known: dev, rsa1');
+    expect(error.message).toContain('unknown key id "k9"; 2 keys are configured, none with this kid');
+    expect(error.message).not.toMatch(/\bdev\b|rsa1/);
+  });
+
+  it('does not name the configured kid to a token that sent none', async () => {
+    const v = verifier([hs.publicJwk]);
+    const other = await hmacKey('dev');
+    const error = await rejection(v.verify(`Token ${await sign(other, { header: { kid: undefined } })}`));
+    expect(error.code).toBe('PSYNC_S2102');
+    expect(error.message).toContain('the signature does not verify with the configured key');
+    expect(error.message).not.toContain('"dev"');
   });
 
   it('uses a single key without kid, but asks for a kid when several keys accept the alg', async () => {
@@ -282,7 +351,7 @@ describe('TokenVerifier: signature and keys', () => {
       for (const header of [{ kid: 'rsa1' }, keys.length === 1 ? { kid: undefined } : { kid: 'rsa1' }]) {
         const error = await rejection(v.verify(`Token ${await sign(forged, { header })}`));
         expect(error.code).toBe('PSYNC_S2102');
-        expect(error.message).toMatch(/alg "HS256" cannot be verified with (key "rsa1"|the key) .*\(RSA/);
+        expect(error.message).toMatch(/alg "HS256" cannot be verified with (key "rsa1"|the configured key) .*\(RSA/);
       }
     }
   });
@@ -379,6 +448,26 @@ describe('TokenVerifier: claims', () => {
     expect((await v.verify(`Token ${await sign(hs, { claims: { aud: ['x', 'other'] } })}`)).userId).toBe('user-1');
   });
 
+  it('checks iss against client_auth.issuer when set (PSYNC_S2105), and not at all when unset', async () => {
+    const v = verifier([hs.publicJwk], {}, { issuer: ['https://id.example', 'https://id2.example'] });
+    const none = await rejection(v.verify(`Token ${await sign(hs)}`));
+    expect(none.code).toBe('PSYNC_S2105');
+    expect(none.message).toContain(
+      'the token has no iss claim; expected one of: https://id.example, https://id2.example (client_auth.issuer)',
+    );
+    const wrong = await rejection(v.verify(`Token ${await sign(hs, { claims: { iss: 'https://evil.example' } })}`));
+    expect(wrong.code).toBe('PSYNC_S2105');
+    expect(wrong.message).toContain('iss "https://evil.example" is not one of: https://id.example');
+    const typed = await rejection(v.verify(`Token ${await sign(hs, { claims: { iss: ['https://id.example'] } })}`));
+    expect(typed.message).toContain('iss ["https://id.example"] is not one of');
+    expect((await v.verify(`Token ${await sign(hs, { claims: { iss: 'https://id2.example' } })}`)).userId).toBe(
+      'user-1',
+    );
+    const unchecked = verifier([hs.publicJwk]);
+    expect((await unchecked.verify(`Token ${await sign(hs, { claims: { iss: 'anyone' } })}`)).userId).toBe('user-1');
+    expect((await unchecked.verify(`Token ${await sign(hs)}`)).userId).toBe('user-1');
+  });
+
   it('rejects a token without sub (or iat, exp) with PSYNC_S2105', async () => {
     const v = verifier([hs.publicJwk]);
     const error = await rejection(v.verify(`Token ${await sign(hs, { omit: ['sub'] })}`));
@@ -412,6 +501,8 @@ describe('TokenVerifier: JWKS URL', () => {
     keys: JWK[];
     status: number;
     hang: boolean;
+    /** When set, answers every request with this handler instead of the keys. */
+    respond?: (res: ServerResponse) => void;
     server: Server;
   }
   const servers: JwksServer[] = [];
@@ -421,6 +512,7 @@ describe('TokenVerifier: JWKS URL', () => {
     state.server = createServer((req, res) => {
       state.requests += 1;
       if (state.hang) return;
+      if (state.respond) return state.respond(res);
       res.writeHead(state.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(state.status === 200 ? { keys: state.keys } : { error: 'down' }));
     });
@@ -438,7 +530,7 @@ describe('TokenVerifier: JWKS URL', () => {
   });
 
   function remoteVerifier(uri: string, clock: { ms: number }, options: TokenVerifierOptions = {}) {
-    return new TokenVerifier(config({ jwks_uri: uri }), {
+    return new TokenVerifier(config({ jwks_uri: uri, allow_http_jwks: true }), {
       logger: silent,
       now: () => clock.ms,
       jwksMinRefreshIntervalSeconds: 30,
@@ -493,7 +585,8 @@ describe('TokenVerifier: JWKS URL', () => {
       ),
     );
     expect(bogus.every((e) => e.code === 'PSYNC_S2104')).toBe(true);
-    expect(bogus[0]!.message).toContain('unknown key id "k0"; known: rsa1, ec1');
+    expect(bogus[0]!.message).toContain('unknown key id "k0"; 2 keys are configured, none with this kid');
+    expect(bogus[0]!.message).not.toMatch(/rsa1|ec1/);
     expect(server.requests).toBe(2);
 
     clock.ms += 31_000;
@@ -551,12 +644,115 @@ describe('TokenVerifier: JWKS URL', () => {
 
   it('combines static keys with the JWKS URL, static first', async () => {
     const server = await jwksServer([rs.publicJwk]);
-    const v = new TokenVerifier(config({ jwks: { keys: [hs.publicJwk] }, jwks_uri: [server.url] }), { logger: silent });
+    const v = new TokenVerifier(
+      config({ jwks: { keys: [hs.publicJwk] }, jwks_uri: [server.url], allow_http_jwks: true }),
+      { logger: silent },
+    );
     expect((await v.verify(`Token ${await sign(hs)}`)).userId).toBe('user-1');
     expect((await v.verify(`Token ${await sign(rs)}`)).userId).toBe('user-1');
     expect((await rejection(v.verify(`Token ${await sign(rs, { header: { kid: 'zz' } })}`))).message).toContain(
-      'known: dev, rsa1',
+      '2 keys are configured',
     );
+  });
+
+  it('refuses a redirect (PSYNC_S2106 naming the URL) and never fetches its target', async () => {
+    const target = await jwksServer([rs.publicJwk]);
+    const redirecting = await jwksServer([]);
+    redirecting.respond = (res) => {
+      res.writeHead(302, { location: `${target.url}?sig=secret` });
+      res.end();
+    };
+    const error = await rejection(
+      remoteVerifier(redirecting.url, { ms: Date.now() }).verify(`Token ${await sign(rs)}`),
+    );
+    expect(error.code).toBe('PSYNC_S2106');
+    expect(error.message).toContain(
+      `JWKS from ${redirecting.url}: answered with a redirect (HTTP 302 to ${target.url}); redirects are not followed`,
+    );
+    expect(error.message).not.toContain('sig=secret');
+    expect(target.requests).toBe(0);
+  });
+
+  it('refuses a JWKS larger than the limit, declared or streamed, without reading it all', async () => {
+    const declared = await jwksServer([]);
+    declared.respond = (res) => {
+      const padding = 'x'.repeat(2 * 1024 * 1024);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ keys: [rs.publicJwk], padding }));
+    };
+    const big = await rejection(remoteVerifier(declared.url, { ms: Date.now() }).verify(`Token ${await sign(rs)}`));
+    expect(big.code).toBe('PSYNC_S2106');
+    expect(big.message).toContain('the response is larger than 1048576 bytes');
+
+    // No content-length: an endless chunked body is cut off once past the limit.
+    let written = 0;
+    const streamed = await jwksServer([]);
+    streamed.respond = (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"keys":[],"padding":"');
+      const chunk = 'y'.repeat(16 * 1024);
+      const pump = () => {
+        while (!res.destroyed && written < 64 * 1024 * 1024) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+      };
+      pump();
+    };
+    const v = remoteVerifier(streamed.url, { ms: Date.now() }, { jwksMaxBytes: 256 * 1024 });
+    const endless = await rejection(v.verify(`Token ${await sign(rs)}`));
+    expect(endless.code).toBe('PSYNC_S2106');
+    expect(endless.message).toContain('the response is larger than 262144 bytes');
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+
+    // Within the limit: accepted.
+    const small = await jwksServer([rs.publicJwk]);
+    const ok = remoteVerifier(small.url, { ms: Date.now() }, { jwksMaxBytes: 4096 });
+    expect((await ok.verify(`Token ${await sign(rs)}`)).userId).toBe('user-1');
+  });
+});
+
+describe('TokenVerifier: failed authentications', () => {
+  it('counts failures by code and logs at most 5 lines per code per 30 s, then how many were not logged', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = createLogger({ level: 'info', format: 'json', write: (l) => lines.push(JSON.parse(l)) });
+    const clock = { ms: Date.now() };
+    const v = new TokenVerifier(config({ jwks: { keys: [hs.publicJwk] } }), { logger, now: () => clock.ms });
+    const forged = await sign(await hmacKey('dev'));
+    const expired = await sign(hs, { iat: nowSeconds() - 1200, exp: nowSeconds() - 600 });
+    for (let i = 0; i < 20; i++) await rejection(v.verify(`Token ${forged}`));
+    for (let i = 0; i < 3; i++) await rejection(v.verify(`Token ${expired}`));
+    await rejection(v.verify(undefined));
+    await v.verify(`Token ${await sign(hs)}`); // a success is not counted
+    expect(v.failures()).toEqual({ PSYNC_S2102: 20, PSYNC_S2103: 3, PSYNC_S2101: 1 });
+
+    const byCode = (code: string) =>
+      lines.filter((l) => l.code === code && l.message === 'client authentication failed');
+    expect(byCode('PSYNC_S2102')).toHaveLength(5);
+    expect(byCode('PSYNC_S2103')).toHaveLength(3);
+    expect(byCode('PSYNC_S2102')[0]).toMatchObject({
+      level: 'warn',
+      reason: 'the signature does not verify with key "dev"',
+    });
+    expect(byCode('PSYNC_S2102')[4]!.note).toBe('further PSYNC_S2102 failures in the next 30s are counted, not logged');
+
+    // After the window, the next failure first reports what was not logged, then is logged itself.
+    clock.ms += 30_000;
+    await rejection(v.verify(`Token ${await sign(hs, { iat: Math.floor(clock.ms / 1000), header: { kid: 'k1' } })}`));
+    expect(lines.at(-2)).toMatchObject({
+      message: '15 more client authentication failures (PSYNC_S2102) were not logged',
+      notLogged: 15,
+    });
+    expect(lines.at(-1)).toMatchObject({ code: 'PSYNC_S2104' });
+    await rejection(v.verify(`Token ${forged}`));
+    expect(byCode('PSYNC_S2102')).toHaveLength(6); // a new window
+    expect(v.failures()).toMatchObject({ PSYNC_S2102: 21, PSYNC_S2104: 1 });
+
+    const text = lines.map((l) => JSON.stringify(l)).join('\n');
+    for (const token of [forged, expired]) {
+      expect(text).not.toContain(token);
+      expect(text).not.toContain(token.split('.')[2]);
+    }
   });
 });
 

@@ -1,7 +1,8 @@
 /**
  * The `client_auth` section of the service config: the only place its raw form is read.
- * Normalises `audience` and `jwks_uri` to lists and checks every static key's members, so a
- * bad key fails at startup rather than on the first client request (docs/auth.md).
+ * Normalises `audience`, `issuer` and `jwks_uri` to lists and checks every static key's members
+ * (including the HMAC key length), so a bad key fails at startup rather than on the first
+ * client request (docs/auth.md).
  */
 import { decodeConfig } from '@bucketsync/lib-services';
 import type { JWK } from 'jose';
@@ -19,6 +20,12 @@ export const SUPPORTED_ALGORITHMS = {
 } as const;
 
 export type AuthKeyType = keyof typeof SUPPORTED_ALGORITHMS;
+
+/**
+ * Fewest bytes of key material (the decoded `k`) an `oct` key may have: 32, the output size of
+ * SHA-256 (RFC 7518 section 3.2). Shorter secrets can be brute-forced from one captured token.
+ */
+export const MIN_HMAC_KEY_BYTES = 32;
 
 /** The curve each ES algorithm needs. */
 const EC_CURVE_FOR_ALG: Readonly<Record<string, string>> = { ES256: 'P-256', ES384: 'P-384', ES512: 'P-521' };
@@ -44,6 +51,11 @@ export interface AuthConfig {
   readonly jwksUris: readonly string[];
   /** Accepted `aud` values; a token must carry at least one of them. */
   readonly audiences: readonly string[];
+  /**
+   * Accepted `iss` values (`client_auth.issuer`). When set, a token's `iss` must be one of them
+   * (else PSYNC_S2105); undefined (the default) means `iss` is not checked.
+   */
+  readonly issuers: readonly string[] | undefined;
   /** Cap on `exp - iat`, in seconds. Default {@link DEFAULT_MAX_LIFETIME_SECONDS}. */
   readonly maxLifetimeSeconds: number;
 }
@@ -99,6 +111,19 @@ const jwkSchema = z
     }),
   ])
   .superRefine((key, ctx) => {
+    if (key.kty === 'oct' && typeof key.k === 'string') {
+      const bytes = Buffer.from(key.k, 'base64url').length;
+      if (bytes < MIN_HMAC_KEY_BYTES) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['k'],
+          // Only the length: `k` is the secret itself.
+          message:
+            `is ${bytes} bytes of key material; an HMAC key needs at least ${MIN_HMAC_KEY_BYTES} random bytes ` +
+            '(make one with: bucketsync-test-client generate-key)',
+        });
+      }
+    }
     if (key.kty !== 'oct') {
       for (const member of PRIVATE_MEMBERS) {
         if (key[member] !== undefined) {
@@ -142,6 +167,8 @@ const httpUrl = z
   .url('must be a URL')
   .refine((value) => /^https?:\/\//i.test(value), 'must be an http:// or https:// URL');
 
+const isPlainHttp = (uri: string) => /^http:\/\//i.test(uri);
+
 const clientAuthSchema = z
   .object(
     {
@@ -150,7 +177,10 @@ const clientAuthSchema = z
         .strict()
         .optional(),
       jwks_uri: stringList(httpUrl, 'URL').optional(),
+      // Plain-http JWKS URLs let anyone on the path substitute keys; only for tests and local dev.
+      allow_http_jwks: z.boolean().default(false),
       audience: stringList(z.string().min(1, 'must not be empty'), 'audience'),
+      issuer: stringList(z.string().min(1, 'must not be empty'), 'issuer').optional(),
       max_lifetime_seconds: z.number().int().positive().default(DEFAULT_MAX_LIFETIME_SECONDS),
     },
     { invalid_type_error: 'expected an object with jwks / jwks_uri and audience' },
@@ -163,6 +193,18 @@ const clientAuthSchema = z
         code: z.ZodIssueCode.custom,
         path: ['jwks'],
         message: 'configure at least one key: jwks.keys, or jwks_uri',
+      });
+    }
+    if (!config.allow_http_jwks) {
+      (config.jwks_uri ?? []).forEach((uri, index) => {
+        if (!isPlainHttp(uri)) return;
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ['jwks_uri', index],
+          message:
+            'is http://, so the keys could be replaced in transit; use https://, or set ' +
+            'client_auth.allow_http_jwks: true (tests and local development only)',
+        });
       });
     }
     const seen = new Map<string, number>();
@@ -227,6 +269,7 @@ export function decodeAuthConfig(raw: unknown, source = 'client_auth'): AuthConf
     keys: (config.jwks?.keys ?? []).map((key) => toAuthKey(key, keysSource)),
     jwksUris: config.jwks_uri ?? [],
     audiences: config.audience,
+    issuers: config.issuer,
     maxLifetimeSeconds: config.max_lifetime_seconds,
   };
 }

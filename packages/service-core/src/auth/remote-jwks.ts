@@ -2,7 +2,8 @@
  * A JWKS fetched from a URL: loaded on first use with a timeout, cached, refreshed when older
  * than the refresh interval, and refreshed early when a token names an unknown kid. Fetches
  * are deduplicated and at most one starts per `minRefreshIntervalMs`, so a flood of tokens
- * with made-up kids (or a down JWKS server) cannot turn into a flood of requests.
+ * with made-up kids (or a down JWKS server) cannot turn into a flood of requests. Redirects are
+ * not followed and the body is read incrementally up to `maxBytes` (docs/auth.md).
  */
 import type { Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
@@ -11,8 +12,10 @@ import { parseJwksKey, type AuthKey } from './auth-config.js';
 export interface RemoteJwksOptions {
   /** The JWKS URL (`client_auth.jwks_uri`). */
   uri: string;
-  /** Abort a fetch after this long. */
+  /** Abort a fetch after this long (connecting and reading the whole body). */
   timeoutMs: number;
+  /** Largest accepted response body, in bytes; a larger one is aborted and fails the fetch. */
+  maxBytes: number;
   /** Refetch keys older than this on the next use. */
   refreshIntervalMs: number;
   /** Minimum time between the starts of two fetches, successful or not. */
@@ -34,6 +37,16 @@ export function redactUrl(uri: string): string {
     return url.toString();
   } catch {
     return '(invalid URL)';
+  }
+}
+
+/** ` to <url>` for a redirect's Location (resolved and redacted), or '' without a usable one. */
+function redirectTarget(location: string | null, base: string): string {
+  if (!location) return '';
+  try {
+    return ` to ${redactUrl(new URL(location, base).toString())}`;
+  } catch {
+    return '';
   }
 }
 
@@ -105,6 +118,35 @@ export class RemoteJwks {
     }
   }
 
+  /**
+   * The response body as text, read chunk by chunk and cancelled as soon as it passes
+   * `maxBytes`, so a huge (or endless) response costs at most that much memory.
+   */
+  private async readLimited(response: Response, unavailable: (details: string) => ServiceError): Promise<string> {
+    const limit = this.options.maxBytes;
+    const tooLarge = () => unavailable(`the response is larger than ${limit} bytes`);
+    const declared = Number(response.headers.get('content-length'));
+    if (Number.isFinite(declared) && declared > limit) {
+      await response.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    if (!response.body) return '';
+    const reader = response.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    return new TextDecoder().decode(Buffer.concat(chunks, total));
+  }
+
   private async fetchKeys(): Promise<AuthKey[]> {
     const doFetch = this.options.fetch ?? fetch;
     const unavailable = (details: string, cause?: unknown) =>
@@ -113,13 +155,24 @@ export class RemoteJwks {
     try {
       const response = await doFetch(this.uri, {
         headers: { accept: 'application/json' },
-        redirect: 'follow',
+        // A redirect could move the fetch to another host (or to http://); the configured URL
+        // is the one trusted, so a redirect is a failure.
+        redirect: 'manual',
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
+      if (response.type === 'opaqueredirect' || (response.status >= 300 && response.status < 400)) {
+        await response.body?.cancel().catch(() => {});
+        const target = redirectTarget(response.headers.get('location'), this.uri);
+        throw unavailable(
+          `answered with a redirect (HTTP ${response.status}${target}); redirects are not followed, ` +
+            'configure the final URL in client_auth.jwks_uri',
+        );
+      }
       if (!response.ok) {
+        await response.body?.cancel().catch(() => {});
         throw unavailable(`HTTP ${response.status} ${response.statusText}`.trim());
       }
-      body = await response.json();
+      body = JSON.parse(await this.readLimited(response, unavailable));
     } catch (error) {
       if (error instanceof ServiceError) throw error;
       const name = (error as { name?: unknown }).name;

@@ -1,13 +1,15 @@
 /**
  * Verifies client JWTs: parse the Authorization header, pick the key by `kid` (static keys,
  * then JWKS URLs, refetching once on an unknown kid), check the header `alg` against the key,
- * verify the signature with jose, then check `sub` / `iat` / `exp` / `nbf` / `aud` and the
- * lifetime cap. Every failure is a ServiceError with a PSYNC_S21xx code (docs/auth.md).
+ * verify the signature with jose, then check `sub` / `iat` / `exp` / `nbf` / `aud` / `iss` and
+ * the lifetime cap. Every failure is a ServiceError with a PSYNC_S21xx code (docs/auth.md),
+ * counted by code and logged at a bounded rate (AuthFailureLog).
  */
 import { createLogger, type Logger } from '@bucketsync/lib-services';
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { compactVerify, decodeProtectedHeader, errors as joseErrors, importJWK, type CryptoKey } from 'jose';
 import { SUPPORTED_ALGORITHMS, type AuthConfig, type AuthKey, type AuthKeyType } from './auth-config.js';
+import { AuthFailureLog } from './auth-failure-log.js';
 import { RemoteJwks } from './remote-jwks.js';
 
 /** A token that passed every check. */
@@ -27,6 +29,11 @@ export interface TokenVerifierOptions {
   clockSkewSeconds?: number;
   /** Timeout of one JWKS URL fetch, in milliseconds. Default 5000. */
   jwksTimeoutMs?: number;
+  /**
+   * Largest JWKS response accepted, in bytes; a larger one is aborted while reading and the
+   * fetch fails (PSYNC_S2106). Default 1 MiB, far above any real key set.
+   */
+  jwksMaxBytes?: number;
   /** Refetch JWKS URLs when their keys are older than this, in seconds. Default 300. */
   jwksRefreshIntervalSeconds?: number;
   /**
@@ -36,8 +43,12 @@ export interface TokenVerifierOptions {
   jwksMinRefreshIntervalSeconds?: number;
   /** Clock in epoch milliseconds. Default `Date.now`; tests inject their own. */
   now?: () => number;
-  /** Default: the process logger with `component: auth`. */
+  /** Default: the process logger with `component: auth`. Failed authentications are logged here. */
   logger?: Logger;
+  /** Lines logged per error code per `failureLogWindowSeconds`; the rest are counted. Default 5. */
+  failureLogLines?: number;
+  /** The window of `failureLogLines`, in seconds. Default 30. */
+  failureLogWindowSeconds?: number;
   /** Fetch implementation for JWKS URLs. Default the global `fetch`. */
   fetch?: typeof fetch;
 }
@@ -65,8 +76,13 @@ function isoSeconds(epochSeconds: number): string {
   return Number.isNaN(date.getTime()) ? String(epochSeconds) : date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-function keyName(key: AuthKey): string {
-  return key.kid === undefined ? `the key without kid from ${key.source}` : `key "${key.kid}"`;
+/**
+ * How a message names `key`. Its kid is shown only when the token named it (`showKid`): a
+ * client must not learn the configured kids by sending tokens without one.
+ */
+function keyName(key: AuthKey, showKid: boolean): string {
+  if (key.kid === undefined) return `the key without kid from ${key.source}`;
+  return showKid ? `key ${quote(key.kid)}` : 'the configured key';
 }
 
 function describeKey(key: AuthKey): string {
@@ -79,15 +95,15 @@ function isEdDsa(alg: string): boolean {
 }
 
 /** Why `key` cannot verify a token signed with `alg`, or undefined when it can. */
-function algMismatch(key: AuthKey, alg: string): string | undefined {
+function algMismatch(key: AuthKey, alg: string, showKid = true): string | undefined {
   if (ALG_TO_KTY.get(alg) !== key.kty) {
-    return `alg ${quote(alg)} cannot be verified with ${keyName(key)} (${describeKey(key)})`;
+    return `alg ${quote(alg)} cannot be verified with ${keyName(key, showKid)} (${describeKey(key)})`;
   }
   if (key.alg !== undefined && key.alg !== alg && !(isEdDsa(key.alg) && isEdDsa(alg))) {
-    return `alg ${quote(alg)} does not match ${keyName(key)} (${describeKey(key)})`;
+    return `alg ${quote(alg)} does not match ${keyName(key, showKid)} (${describeKey(key)})`;
   }
   if (key.kty === 'EC' && EC_CURVE_FOR_ALG[alg] !== key.jwk.crv) {
-    return `alg ${quote(alg)} needs curve ${EC_CURVE_FOR_ALG[alg]}, but ${keyName(key)} is ${key.jwk.crv}`;
+    return `alg ${quote(alg)} needs curve ${EC_CURVE_FOR_ALG[alg]}, but ${keyName(key, showKid)} is ${key.jwk.crv}`;
   }
   return undefined;
 }
@@ -110,6 +126,7 @@ export class TokenVerifier {
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly remotes: RemoteJwks[];
+  private readonly failureLog: AuthFailureLog;
   // Keyed by the AuthKey object: a JWKS refresh yields new objects, so stale entries go away.
   private readonly imported = new WeakMap<AuthKey, Map<string, Promise<CryptoKey | Uint8Array>>>();
 
@@ -123,6 +140,7 @@ export class TokenVerifier {
         new RemoteJwks({
           uri,
           timeoutMs: options.jwksTimeoutMs ?? 5000,
+          maxBytes: options.jwksMaxBytes ?? 1024 * 1024,
           refreshIntervalMs: (options.jwksRefreshIntervalSeconds ?? 300) * 1000,
           minRefreshIntervalMs: (options.jwksMinRefreshIntervalSeconds ?? 30) * 1000,
           now: this.now,
@@ -130,6 +148,21 @@ export class TokenVerifier {
           fetch: options.fetch,
         }),
     );
+    this.failureLog = new AuthFailureLog({
+      logger: this.logger,
+      now: this.now,
+      maxLinesPerWindow: options.failureLogLines ?? 5,
+      windowMs: (options.failureLogWindowSeconds ?? 30) * 1000,
+    });
+  }
+
+  /**
+   * Failed verifications since this verifier was created, by error code
+   * (`{ PSYNC_S2103: 12, PSYNC_S2104: 3 }`); for metrics and tests. Codes that never failed are
+   * absent.
+   */
+  failures(): Record<string, number> {
+    return this.failureLog.snapshot();
   }
 
   /**
@@ -138,16 +171,27 @@ export class TokenVerifier {
    * never contains the token itself.
    */
   async verify(authorizationHeader: string | undefined): Promise<VerifiedToken> {
-    const token = parseAuthorizationHeader(authorizationHeader);
+    let token: string;
+    try {
+      token = parseAuthorizationHeader(authorizationHeader);
+    } catch (error) {
+      this.failureLog.record(error, authorizationHeader);
+      throw error;
+    }
     return this.verifyJwt(token);
   }
 
-  /** Verifies a bare JWT (no scheme). */
+  /** Verifies a bare JWT (no scheme); failures are counted and logged like `verify`'s. */
   async verifyJwt(token: string): Promise<VerifiedToken> {
-    const { alg, kid } = checkStructure(token);
-    const key = await this.selectKey(kid, alg);
-    const payload = await this.verifySignature(token, alg, key);
-    return this.checkClaims(payload);
+    try {
+      const { alg, kid } = checkStructure(token);
+      const key = await this.selectKey(kid, alg);
+      const payload = await this.verifySignature(token, alg, key, kid !== undefined);
+      return this.checkClaims(payload);
+    } catch (error) {
+      this.failureLog.record(error, token);
+      throw error;
+    }
   }
 
   private async selectKey(kid: string | undefined, alg: string): Promise<AuthKey> {
@@ -162,10 +206,11 @@ export class TokenVerifier {
       const refreshed = pickByKid(await this.remoteKeys(true), kid, alg);
       if (refreshed) return refreshed;
     }
-    const known = (await this.allKeys(false)).map((k) => k.kid).filter((k): k is string => k !== undefined);
+    // The configured kids are not listed: a client must not learn them (only how many there are).
+    const count = (await this.allKeys(false)).length;
     throw new ServiceError(
       ErrorCode.AUTH_UNKNOWN_KEY,
-      `unknown key id ${quote(kid)}; known: ${known.length > 0 ? [...new Set(known)].join(', ') : '(no keys with a kid)'}`,
+      `unknown key id ${quote(kid)}; ${count} key${count === 1 ? ' is' : 's are'} configured, none with this kid`,
     );
   }
 
@@ -205,16 +250,26 @@ export class TokenVerifier {
     return keys;
   }
 
-  private async verifySignature(token: string, alg: string, key: AuthKey): Promise<Record<string, unknown>> {
-    const mismatch = algMismatch(key, alg);
+  private async verifySignature(
+    token: string,
+    alg: string,
+    key: AuthKey,
+    showKid: boolean,
+  ): Promise<Record<string, unknown>> {
+    const mismatch = algMismatch(key, alg, showKid);
     if (mismatch) throw invalid(mismatch);
-    const cryptoKey = await this.importKey(key, alg);
+    let cryptoKey: CryptoKey | Uint8Array;
+    try {
+      cryptoKey = await this.importKey(key, alg);
+    } catch (error) {
+      throw invalid(`${keyName(key, showKid)} from ${key.source} could not be imported for ${alg}`, error);
+    }
     let payloadBytes: Uint8Array;
     try {
       ({ payload: payloadBytes } = await compactVerify(token, cryptoKey, { algorithms: [alg] }));
     } catch (error) {
       if (error instanceof joseErrors.JWSSignatureVerificationFailed) {
-        throw invalid(`the signature does not verify with ${keyName(key)}`, error);
+        throw invalid(`the signature does not verify with ${keyName(key, showKid)}`, error);
       }
       throw invalid(`the token could not be verified: ${(error as Error).message}`, error);
     }
@@ -240,7 +295,7 @@ export class TokenVerifier {
     if (!imported) {
       imported = importJWK(key.jwk, alg).catch((error: unknown) => {
         byAlg.delete(alg);
-        throw invalid(`${keyName(key)} from ${key.source} could not be imported for ${alg}`, error);
+        throw error;
       });
       byAlg.set(alg, imported);
     }
@@ -293,6 +348,17 @@ export class TokenVerifier {
     if (!audiences.some((value) => typeof value === 'string' && accepted.includes(value))) {
       const shown = Array.isArray(aud) ? `[${aud.slice(0, 5).map(quote).join(', ')}]` : quote(aud);
       throw badClaims(`aud ${shown} is not one of: ${accepted.join(', ')}`);
+    }
+
+    const issuers = this.config.issuers;
+    if (issuers !== undefined) {
+      const { iss } = claims;
+      if (iss === undefined) {
+        throw badClaims(`the token has no iss claim; expected one of: ${issuers.join(', ')} (client_auth.issuer)`);
+      }
+      if (typeof iss !== 'string' || !issuers.includes(iss)) {
+        throw badClaims(`iss ${quote(iss)} is not one of: ${issuers.join(', ')} (client_auth.issuer)`);
+      }
     }
 
     const lifetime = expiresAt - issuedAt;
