@@ -6,11 +6,37 @@
 import { ErrorCode, ServiceError } from '@bucketsync/service-errors';
 import { z } from 'zod';
 
-function describeValue(value: unknown): string {
+/**
+ * Keys whose values are secrets, matched exactly: JWK secret and private members (`k` of an
+ * HMAC key, `d`, `p`, `q`, `dp`, `dq`, `qi` of a private key). Keys whose name contains one of
+ * {@link SECRET_KEY_WORDS} are secrets too. A config error never prints a secret's value, only
+ * its type (`(got a number)`): a secret typed as a YAML number (`k: 123456`) must not end up in
+ * logs or a terminal scrollback.
+ */
+const SECRET_CONFIG_KEYS: ReadonlySet<string> = new Set(['k', 'd', 'p', 'q', 'dp', 'dq', 'qi']);
+
+/** Words that make a key secret wherever they appear in its name (`supabase_jwt_secret`, `api_key`). */
+const SECRET_KEY_WORDS = /password|passwd|secret|token|private_key|api_key|credential/i;
+
+/**
+ * True when the value at `path` is a secret: its nearest named key (a list index names its
+ * list: `tokens[0]` is under `tokens`) is in {@link SECRET_CONFIG_KEYS} or contains a secret word.
+ */
+export function isSecretConfigPath(path: ReadonlyArray<PropertyKey>): boolean {
+  for (let i = path.length - 1; i >= 0; i--) {
+    const part = path[i];
+    if (typeof part !== 'string') continue;
+    return SECRET_CONFIG_KEYS.has(part) || SECRET_KEY_WORDS.test(part);
+  }
+  return false;
+}
+
+function describeValue(value: unknown, secret = false): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'an object';
+  if (secret) return `a ${typeof value} (not shown: a secret)`;
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
@@ -92,7 +118,10 @@ function knownKeysAt(schema: z.ZodTypeAny | undefined, path: ReadonlyArray<Prope
   return current instanceof z.ZodObject ? Object.keys(current.shape as object) : undefined;
 }
 
-/** One line per issue: `storage.uri: Required (got nothing)`; unknown keys with a did-you-mean. */
+/**
+ * One line per issue: `storage.uri: Required (got nothing)`; unknown keys with a did-you-mean.
+ * Values at secret paths ({@link isSecretConfigPath}) are described by type only.
+ */
 export function formatConfigIssues(error: z.ZodError, input: unknown, root = '', schema?: z.ZodTypeAny): string[] {
   return error.issues.flatMap((issue) => {
     const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
@@ -104,8 +133,11 @@ export function formatConfigIssues(error: z.ZodError, input: unknown, root = '',
         known ? unknownKeyProblem(`${prefix}${key}`, known) : `${prefix}${key}: unknown key`,
       );
     }
-    const got = issue.code === 'invalid_type' ? ` (got ${describeValue(valueAt(input, issue.path))})` : '';
-    return [`${where}: ${issue.message}${got}`];
+    const secret = isSecretConfigPath(issue.path);
+    const got = issue.code === 'invalid_type' ? ` (got ${describeValue(valueAt(input, issue.path), secret)})` : '';
+    // zod's own enum and literal messages quote the received value; a secret's is dropped.
+    const message = secret && issue.code === 'invalid_enum_value' ? 'Invalid enum value' : issue.message;
+    return [`${where}: ${message}${got}`];
   });
 }
 
