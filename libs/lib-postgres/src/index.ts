@@ -7,6 +7,7 @@ export {
   redactUri,
   SESSION_SETTINGS,
   type PostgresConnectOptions,
+  type PostgresPoolOptions,
 } from './postgres-connection.js';
 export {
   decodeByteaHex,

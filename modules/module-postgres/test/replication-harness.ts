@@ -131,6 +131,7 @@ export async function createReplicationHarness(options: {
     async close() {
       for (const stop of running) await stop();
       for (const streamer of streamers) await streamer.destroy().catch(() => undefined);
+      await sourceApi.close();
       await source.query(`DROP SCHEMA ${schema} CASCADE`);
       if (!options.withoutPublication) await source.query(`DROP PUBLICATION IF EXISTS ${publication}`);
       await source.end();

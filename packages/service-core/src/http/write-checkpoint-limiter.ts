@@ -27,8 +27,8 @@ interface UserBucket {
 
 /**
  * Decides whether a user may create a write checkpoint now. Each write checkpoint reads the
- * source's head position, so an unlimited client can keep the user's own database busy; the
- * HTTP layer asks this limiter before reading it.
+ * source's head position, so an unlimited client can keep the user's own database busy. Meant
+ * for the write-checkpoint routes (sync-server.ts), asked before the head position is read.
  */
 export class WriteCheckpointLimiter {
   private readonly rate: number;
@@ -76,8 +76,8 @@ export class WriteCheckpointLimiter {
   }
 
   /**
-   * Like `take`, but throws a retryable 429 ServiceError when `userId` is over its limit.
-   * Called by the write-checkpoint routes before the head position is read.
+   * Like `take`, but throws a retryable 429 ServiceError (PowerSync's PSYNC_S2304, which clients
+   * retry) when `userId` is over its limit.
    */
   admit(userId: string): void {
     const waitMs = this.take(userId);

@@ -1,4 +1,5 @@
 export type { ChangeEvent, RowChangeEvent } from './change-event.js';
+export { CoalescedRead, type CoalescedReadOptions, type ReadScheduler } from './coalesced-read.js';
 export { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './replication-coordinator.js';
 export { ReplicationEngine, type ReplicationEngineOptions } from './replication-engine.js';
 export { holderIsDeadLocalProcess, lockHolderName } from './lock-holder.js';
