@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +44,24 @@ describe('bucketsync validate (built CLI)', () => {
     expect(lines(stdout)).toEqual([
       `${file}:8:11 fatal LIMIT is not supported: a sync query selects every matching row; filter with WHERE instead.`,
     ]);
+  });
+
+  it('exits 1 with a positioned message, not a stack trace, on 2,000 nested function calls', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'bucketsync-validate-'));
+    const file = path.join(dir, 'deep.yaml');
+    const prefix = 'SELECT * FROM t WHERE id = ';
+    writeFileSync(file, `streams:\n  s:\n    query: ${prefix}${'upper('.repeat(2000)}x${')'.repeat(2000)}\n`);
+    try {
+      const { code, stdout, stderr } = await run(['validate', file]);
+      expect(code).toBe(1);
+      const column = '    query: '.length + 1 + prefix.length + 100 * 'upper('.length + 5;
+      expect(lines(stdout)).toEqual([
+        `${file}:3:${column} fatal Brackets are nested more than 100 levels deep (the sync config nesting limit): simplify the expression, e.g. use x IN (a, b, c) instead of a long OR chain, split it into several queries, or compute the value in the source database.`,
+      ]);
+      expect(stderr).not.toContain('RangeError');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('exits 2 with usage on bad arguments', async () => {

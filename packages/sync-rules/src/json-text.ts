@@ -18,6 +18,12 @@ export class JsonSyntaxError extends Error {
   }
 }
 
+/**
+ * Deepest JSON nesting the parser accepts, as in SQLite (JSON_MAX_DEPTH): deeper text is malformed
+ * (NULL in SQL functions), which keeps the recursive parser and serialiser far from the stack limit.
+ */
+export const MAX_JSON_DEPTH = 1000;
+
 interface ParseMode {
   /** Parse objects to Maps (evaluators) or plain objects (public helper). */
   maps: boolean;
@@ -27,6 +33,7 @@ interface ParseMode {
 
 class JsonParser {
   private pos = 0;
+  private depth = 0;
   constructor(
     private readonly text: string,
     private readonly mode: ParseMode,
@@ -167,31 +174,42 @@ class JsonParser {
     }
   }
 
-  private array(): unknown[] {
+  /** Enters an array or object; the callers leave through {@link leave}. */
+  private enter(): void {
+    if (++this.depth > MAX_JSON_DEPTH) this.fail(`nested deeper than ${MAX_JSON_DEPTH} levels`);
     this.pos++;
+  }
+
+  private leave<T>(value: T): T {
+    this.depth--;
+    return value;
+  }
+
+  private array(): unknown[] {
+    this.enter();
     const out: unknown[] = [];
     this.ws();
     if (this.text[this.pos] === ']') {
       this.pos++;
-      return out;
+      return this.leave(out);
     }
     while (true) {
       out.push(this.value());
       this.ws();
       const c = this.text[this.pos++];
-      if (c === ']') return out;
+      if (c === ']') return this.leave(out);
       if (c !== ',') this.fail('expected "," or "]"');
     }
   }
 
   private object(): unknown {
-    this.pos++;
+    this.enter();
     const map = this.mode.maps ? new Map<string, unknown>() : undefined;
     const obj: Record<string, unknown> | undefined = this.mode.maps ? undefined : {};
     this.ws();
     if (this.text[this.pos] === '}') {
       this.pos++;
-      return map ?? obj;
+      return this.leave(map ?? obj);
     }
     while (true) {
       this.ws();
@@ -204,7 +222,7 @@ class JsonParser {
       else Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
       this.ws();
       const c = this.text[this.pos++];
-      if (c === '}') return map ?? obj;
+      if (c === '}') return this.leave(map ?? obj);
       if (c !== ',') this.fail('expected "," or "}"');
     }
   }
@@ -261,11 +279,8 @@ export function jsonValueToText(value: JsonValue): string {
   return out + '}';
 }
 
-/**
- * Compact JSON text of a JavaScript value (JWT claims, client parameters): bigint exact,
- * undefined and functions dropped like JSON.stringify, Uint8Array as null.
- */
-export function jsToJsonText(value: unknown): string {
+/** JSON text of a JavaScript value that is not an array or plain object; undefined for those. */
+function jsScalarText(value: unknown): string | undefined {
   if (value === null || value === undefined) return 'null';
   switch (typeof value) {
     case 'string':
@@ -281,16 +296,61 @@ export function jsToJsonText(value: unknown): string {
     default:
       return 'null';
   }
-  if (Array.isArray(value)) return '[' + value.map((v) => jsToJsonText(v)).join(',') + ']';
+  if (Array.isArray(value)) return undefined;
   if (value instanceof Map) return jsonValueToText(value as JsonObject);
   if (value instanceof Uint8Array) return 'null';
   if (value instanceof Date) return JSON.stringify(value.toISOString());
-  const parts: string[] = [];
-  for (const [k, v] of Object.entries(value)) {
-    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    parts.push(JSON.stringify(k) + ':' + jsToJsonText(v));
+  return undefined;
+}
+
+/** An array or object being written by {@link jsToJsonText}. */
+interface OpenContainer {
+  readonly keys: string[] | undefined;
+  readonly values: unknown[];
+  next: number;
+}
+
+/**
+ * Compact JSON text of a JavaScript value (JWT claims, client parameters): bigint exact,
+ * undefined and functions dropped like JSON.stringify, Uint8Array as null. Iterative (an explicit
+ * stack), because client parameters may nest arbitrarily deep.
+ */
+export function jsToJsonText(value: unknown): string {
+  const out: string[] = [];
+  const open: OpenContainer[] = [];
+  let pending: { value: unknown } | undefined = { value };
+  while (true) {
+    if (pending) {
+      const current = pending.value;
+      pending = undefined;
+      const scalar = jsScalarText(current);
+      if (scalar !== undefined) out.push(scalar);
+      else if (Array.isArray(current)) {
+        out.push('[');
+        open.push({ keys: undefined, values: current, next: 0 });
+      } else {
+        const keys: string[] = [];
+        const values: unknown[] = [];
+        for (const [k, v] of Object.entries(current as object)) {
+          if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+          keys.push(k);
+          values.push(v);
+        }
+        out.push('{');
+        open.push({ keys, values, next: 0 });
+      }
+    }
+    const top = open[open.length - 1];
+    if (!top) return out.join('');
+    if (top.next >= top.values.length) {
+      out.push(top.keys ? '}' : ']');
+      open.pop();
+      continue;
+    }
+    if (top.next > 0) out.push(',');
+    if (top.keys) out.push(JSON.stringify(top.keys[top.next]) + ':');
+    pending = { value: top.values[top.next++] };
   }
-  return '{' + parts.join(',') + '}';
 }
 
 /** A parsed JSON value as a SQL value (`->>` semantics): scalars as themselves, containers as JSON text. */

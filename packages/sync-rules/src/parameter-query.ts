@@ -28,7 +28,7 @@ import {
   type JsonEachInput,
   type QueryTable,
 } from './sql-statement.js';
-import { isTruthy, sameValue, type SqliteRow, type SqliteValue } from './sqlite-value.js';
+import { isTruthy, valueKey, type SqliteRow, type SqliteValue } from './sqlite-value.js';
 import type { TablePattern } from './table-pattern.js';
 import { whereAlternatives } from './where-clause.js';
 
@@ -60,7 +60,14 @@ function bindable(value: SqliteValue): boolean {
 function matchValues(value: SqliteValue, array: boolean): SqliteValue[] {
   if (!array) return bindable(value) ? [value] : [];
   const out: SqliteValue[] = [];
-  for (const e of jsonArrayElements(value) ?? []) if (bindable(e) && !out.some((o) => sameValue(o, e))) out.push(e);
+  const seen = new Set<string>(); // a set, not a scan: a row's array may hold many elements
+  for (const e of jsonArrayElements(value) ?? []) {
+    if (!bindable(e)) continue;
+    const key = valueKey(e);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(e);
+  }
   return out;
 }
 
@@ -203,6 +210,7 @@ export function compileParameterQuery(options: ParameterQueryOptions): Parameter
   const columns = select.columns ?? [];
   let priority: number | undefined;
   const outputColumns: { name: string; expr: Expr }[] = [];
+  const outputSeen = new Set<string>();
   for (const column of columns) {
     if (column.expr.type === 'ref' && column.expr.name === '*') {
       fail(sql, column.expr, 'Parameter queries must name their output columns: SELECT column AS name, not *.');
@@ -214,7 +222,8 @@ export function compileParameterQuery(options: ParameterQueryOptions): Parameter
       priority = priorityLiteral(sql, column.expr);
       continue;
     }
-    if (outputColumns.some((c) => c.name === name)) fail(sql, column.expr, `Duplicate output column "${name}".`);
+    if (outputSeen.has(name)) fail(sql, column.expr, `Duplicate output column "${name}".`);
+    outputSeen.add(name);
     outputColumns.push({ name, expr: column.expr });
   }
   const outputNames = outputColumns.map((c) => c.name);

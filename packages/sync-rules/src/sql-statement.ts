@@ -7,11 +7,13 @@ import {
   parse,
   type Expr,
   type ExprCall,
+  type PGNode,
   type ExprRef,
   type SelectFromStatement,
   type Statement,
 } from 'pgsql-ast-parser';
 import { CompileError } from './diagnostic.js';
+import { MAX_NESTING_DEPTH, nestingLimitMessage } from './nesting-limit.js';
 import type { RequestContext } from './request-context.js';
 import { fail, nodeText, type Evaluator, type Scope, type SqlText } from './sql-expression.js';
 import type { SqliteRow } from './sqlite-value.js';
@@ -58,13 +60,113 @@ function syntaxError(sql: SqlText, error: unknown): CompileError {
   );
 }
 
+const NESTING_FIX =
+  'simplify the expression, e.g. use x IN (a, b, c) instead of a long OR chain, split it into several queries, or compute the value in the source database.';
+
+/** Length of the quoted text or comment starting at `at`, or 0 when none starts there. */
+function skippedLength(text: string, at: number): number {
+  const c = text[at];
+  const next = text[at + 1];
+  if (c === '-' && next === '-') {
+    const end = text.indexOf('\n', at);
+    return (end < 0 ? text.length : end) - at;
+  }
+  if (c === '/' && next === '*') {
+    const end = text.indexOf('*/', at + 2);
+    return (end < 0 ? text.length : end + 2) - at;
+  }
+  if (c === "'" || c === '"') {
+    // E'...' strings escape with backslashes; all strings double the quote ('it''s').
+    const backslashes = c === "'" && /[eE]/.test(text[at - 1] ?? '') && !/[\w$]/.test(text[at - 2] ?? '');
+    let k = at + 1;
+    while (k < text.length) {
+      if (backslashes && text[k] === '\\') k += 2;
+      else if (text[k] === c) {
+        if (text[k + 1] !== c) return k + 1 - at;
+        k += 2;
+      } else k++;
+    }
+    return text.length - at;
+  }
+  if (c === '$' && !/[\w$]/.test(text[at - 1] ?? '')) {
+    const tag = /^\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$/.exec(text.slice(at, at + 64));
+    if (!tag) return 0;
+    const end = text.indexOf(tag[0], at + tag[0].length);
+    return (end < 0 ? text.length : end + tag[0].length) - at;
+  }
+  return 0;
+}
+
+/**
+ * Offset of the first bracket that opens a level beyond MAX_NESTING_DEPTH, skipping strings,
+ * quoted names and comments; undefined within the limit. One pass, no recursion: it runs before
+ * the parser, which recurses per bracket.
+ */
+function tooDeepBracket(text: string): number | undefined {
+  let depth = 0;
+  let k = 0;
+  while (k < text.length) {
+    const skip = skippedLength(text, k);
+    if (skip > 0) {
+      k += skip;
+      continue;
+    }
+    const c = text[k];
+    if (c === '(' || c === '[') {
+      depth++;
+      if (depth > MAX_NESTING_DEPTH) return k;
+    } else if ((c === ')' || c === ']') && depth > 0) depth--;
+    k++;
+  }
+  return undefined;
+}
+
+/**
+ * The first AST node deeper than MAX_NESTING_DEPTH (each node with a type is a level), found with
+ * an explicit stack; undefined within the limit. The compiler, the WHERE splitter and the
+ * evaluators recurse per level, so they only ever see trees that pass this check.
+ */
+function tooDeepNode(root: PGNode): PGNode | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value: root, depth: 0 }];
+  while (stack.length > 0) {
+    const { value, depth } = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (Array.isArray(value)) {
+      for (const item of value) stack.push({ value: item, depth });
+      continue;
+    }
+    const isNode = typeof (value as { type?: unknown }).type === 'string';
+    const level = isNode ? depth + 1 : depth;
+    if (level > MAX_NESTING_DEPTH) return value as PGNode;
+    for (const [key, child] of Object.entries(value)) {
+      if (key !== '_location') stack.push({ value: child, depth: level });
+    }
+  }
+  return undefined;
+}
+
 /** Parses SQL text into exactly one SELECT statement of the supported shape. */
 export function parseSelect(sql: SqlText): SelectFromStatement {
+  const bracket = tooDeepBracket(sql.source.text);
+  if (bracket !== undefined) {
+    throw new CompileError(
+      nestingLimitMessage('Brackets are', NESTING_FIX),
+      sql.source.sourceRange(bracket, bracket + 1),
+    );
+  }
   let statements: Statement[];
   try {
     statements = parse(sql.source.text, { locationTracking: true });
   } catch (error) {
+    if (error instanceof RangeError) {
+      // The parser ran out of stack on input the bracket check cannot see: report the limit, not a crash.
+      throw new CompileError(nestingLimitMessage('This query is', NESTING_FIX), sql.source.range);
+    }
     throw syntaxError(sql, error);
+  }
+  for (const statement of statements) {
+    const deep = tooDeepNode(statement);
+    if (deep) fail(sql, deep, nestingLimitMessage('This expression is', NESTING_FIX));
   }
   if (statements.length === 0)
     throw new CompileError('The query is empty: write a SELECT statement.', sql.source.range);

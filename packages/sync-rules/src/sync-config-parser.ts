@@ -3,12 +3,26 @@
  * (keeping source ranges), checks keys and names, compiles every SQL text, and reports each
  * problem with a position; one bad query does not hide problems in the others.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
+import {
+  Composer,
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  Parser,
+  type CST,
+  type Node,
+  type Pair,
+  type YAMLMap,
+  YAMLParseError,
+} from 'yaml';
 import { bucketIdPrefix } from './bucket-id.js';
 import { BucketDefinition } from './bucket-definition.js';
 import { compileDataQuery, type DataQuery } from './data-query.js';
 import { CompileError, DiagnosticCollector, type Diagnostic, type SourceRange } from './diagnostic.js';
 import { EventDefinition } from './event-definition.js';
+import { MAX_NESTING_DEPTH, nestingLimitMessage } from './nesting-limit.js';
 import {
   compileParameterQuery,
   StaticParameterQuery,
@@ -54,13 +68,54 @@ function rangeOf(node: Node | null | undefined, fallback: SourceRange): SourceRa
   return range ? { start: range[0], end: range[1] } : fallback;
 }
 
+/** True when both lists hold the same distinct names, in any order (a set: queries may have many columns). */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const names = new Set(a);
+  return b.every((n) => names.has(n));
+}
+
 function describeUse(use: RequestUse): boolean {
   return use.unauthenticated && !use.authenticated;
 }
 
-/** Parses and compiles a sync config; never throws for bad input. */
+/**
+ * Offset of the first YAML collection nested deeper than MAX_NESTING_DEPTH, found by walking the
+ * parser's token tree with an explicit stack (the composer recurses once per level, so it must not
+ * see such input); undefined when the nesting is within the limit.
+ */
+function tooDeepYamlOffset(tokens: readonly CST.Token[]): number | undefined {
+  const stack: { token: CST.Token | undefined; depth: number }[] = tokens.map((token) => ({ token, depth: 0 }));
+  while (stack.length > 0) {
+    const { token, depth } = stack.pop()!;
+    if (!token) continue;
+    switch (token.type) {
+      case 'document':
+        stack.push({ token: token.value, depth });
+        break;
+      case 'block-map':
+      case 'block-seq':
+      case 'flow-collection':
+        if (depth >= MAX_NESTING_DEPTH) return token.offset;
+        for (const item of token.items) {
+          if ('key' in item) stack.push({ token: item.key ?? undefined, depth: depth + 1 });
+          stack.push({ token: item.value, depth: depth + 1 });
+        }
+        break;
+    }
+  }
+  return undefined;
+}
+
+/** Parses and compiles a sync config; never throws, whatever the input. */
 export function parseSyncConfig(yamlText: string, options: ParseSyncConfigOptions = {}): ParseSyncConfigResult {
-  return new SyncConfigParser(yamlText, options).parse();
+  const parser = new SyncConfigParser(yamlText, options);
+  try {
+    return parser.parse();
+  } catch (error) {
+    // Not reached for any known input; a bug must still become a diagnostic, not a crash of validate or start.
+    return parser.internalError(error);
+  }
 }
 
 class SyncConfigParser {
@@ -79,7 +134,19 @@ class SyncConfigParser {
   }
 
   parse(): ParseSyncConfigResult {
-    const doc = parseDocument(this.text, { lineCounter: this.lines, uniqueKeys: false, prettyErrors: false });
+    const tokens = Array.from(new Parser(this.lines.addNewLine).parse(this.text));
+    const tooDeep = tooDeepYamlOffset(tokens);
+    if (tooDeep !== undefined) {
+      this.diagnostics.fatal(
+        nestingLimitMessage(
+          'YAML collections are',
+          'a sync config needs a few levels (streams: / name: / query:); remove the extra [ ] { } or - nesting.',
+        ),
+        { start: tooDeep, end: tooDeep + 1 },
+      );
+      return this.result(undefined);
+    }
+    const doc = this.compose(tokens);
     for (const error of doc.errors) {
       this.diagnostics.fatal(`YAML syntax error: ${error.message.split('\n')[0]}`, {
         start: error.pos[0],
@@ -137,6 +204,32 @@ class SyncConfigParser {
     const events = this.parseEvents(top.get('event_definitions'));
     if (this.diagnostics.hasFatal) return this.result(undefined);
     return this.result(new CompiledSyncConfig(this.edition, bucketDefinitions, streams, events));
+  }
+
+  /** The first document of the token stream (an error on a second one), as parseDocument does. */
+  private compose(tokens: CST.Token[]): Document.Parsed {
+    const composer = new Composer({ uniqueKeys: false, prettyErrors: false });
+    let doc: Document.Parsed | undefined;
+    for (const next of composer.compose(tokens, true, this.text.length)) {
+      if (!doc) doc = next;
+      else {
+        doc.errors.push(
+          new YAMLParseError([next.range[0], next.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents'),
+        );
+        break;
+      }
+    }
+    return doc!;
+  }
+
+  /** A fatal diagnostic for an unexpected exception, at the start of the file. */
+  internalError(error: unknown): ParseSyncConfigResult {
+    const message = error instanceof Error ? error.message : String(error);
+    this.diagnostics.fatal(
+      `Internal error while reading the sync config (${message}): please report it with the config that caused it.`,
+      this.start,
+    );
+    return this.result(undefined);
   }
 
   private result(config: SyncConfig | undefined): ParseSyncConfigResult {
@@ -328,10 +421,7 @@ class SyncConfigParser {
         if (!query) return void (ok = false);
         if (parameterNames === undefined) {
           parameterNames = [...query.outputNames];
-        } else if (
-          parameterNames.length !== query.outputNames.length ||
-          !query.outputNames.every((n) => parameterNames!.includes(n))
-        ) {
+        } else if (!sameNames(parameterNames, query.outputNames)) {
           this.diagnostics.fatal(
             `Parameter queries of "${name}" must all output the same columns: this one outputs (${query.outputNames.join(', ')}), the first outputs (${parameterNames.join(', ')}).`,
             range,
