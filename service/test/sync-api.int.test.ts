@@ -199,6 +199,17 @@ describeIntegration('postgres', 'sync API errors and edges (real service)', (sou
     expect(body.status).toBe(400);
   });
 
+  it('limits write checkpoints per user with a retryable 429, leaving other users alone', async () => {
+    const ask = async (sub: string) =>
+      fetch(`${h.endpoint}/write-checkpoint2.json?client_id=limit-test`, {
+        headers: { authorization: `Bearer ${await h.token(sub)}` },
+      });
+    const statuses = await Promise.all(Array.from({ length: 30 }, () => ask('busy-user').then((r) => r.status)));
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect((await ask('other-user')).status).toBe(200);
+  });
+
   it('keeps 413 for a body over the limit and 415 for a body that is not JSON', async () => {
     const large = await stream({ parameters: { pad: 'x'.repeat(1_100_000) } });
     expect(large.status).toBe(413);

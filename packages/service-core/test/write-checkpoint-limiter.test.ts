@@ -60,7 +60,7 @@ describe('WriteCheckpointLimiter', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(ServiceError);
-    expect((error as ServiceError).code).toBe(ErrorCode.TOO_MANY_CONNECTIONS);
+    expect((error as ServiceError).code).toBe(ErrorCode.WRITE_CHECKPOINT_RATE_LIMITED);
     expect((error as ServiceError).status).toBe(429);
     expect((error as ServiceError).retryable).toBe(true);
     expect((error as ServiceError).message).toContain('retry in 500 ms');

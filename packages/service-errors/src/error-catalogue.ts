@@ -54,6 +54,7 @@ export const ErrorCode = {
   TOO_MANY_CONNECTIONS: 'PSYNC_S2304',
   REQUEST_TOO_LARGE: 'BS5003',
   REQUEST_UNSUPPORTED_TYPE: 'BS5004',
+  WRITE_CHECKPOINT_RATE_LIMITED: 'BS5005',
   // 9xxx: bugs
   INTERNAL: 'BS9001',
 } as const;
@@ -198,6 +199,13 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     413,
   ),
   BS5004: entry('BS5004', 'The request body has a type the service does not read.', 'Send JSON.', false, 415),
+  BS5005: entry(
+    'BS5005',
+    'Write checkpoints are asked for faster than the service allows for one user.',
+    'The client retries by itself; a client asks once per upload, so a loop asking without uploading is the likely cause.',
+    true,
+    429,
+  ),
   PSYNC_S2302: entry(
     'PSYNC_S2302',
     'No sync config is active yet.',

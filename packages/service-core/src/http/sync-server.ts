@@ -20,6 +20,7 @@ import { decodeSyncRequest } from '../sync/sync-request.js';
 import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
 import { chooseEncoding, encodeLine, NDJSON } from './sync-line-encoder.js';
 import { RequestErrors, toServiceError } from './request-errors.js';
+import { WriteCheckpointLimiter } from './write-checkpoint-limiter.js';
 import { chooseStreamCompression, type GzipPolicy } from './stream-compression.js';
 
 /** Verifies the `Authorization` header of a request (the token verifier). */
@@ -226,11 +227,15 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     return undefined;
   };
 
+  // Each costs a read of the source's head: at most 5 per second per user, bursts of 10.
+  const writeCheckpointLimiter = new WriteCheckpointLimiter();
+
   const createWriteCheckpoint = async (request: FastifyRequest, clientId: unknown, reply: FastifyReply) => {
     try {
       const identity = identityOf(request);
       const problem = clientIdProblem(clientId);
       if (problem) throw new ServiceError(ErrorCode.REQUEST_INVALID, `client_id: ${problem}`);
+      writeCheckpointLimiter.admit(identity.userId);
       if (!options.sourceApi)
         throw new ServiceError(ErrorCode.INTERNAL, 'no source is configured for write checkpoints');
       const headPosition = await options.sourceApi.headPosition();

@@ -75,15 +75,12 @@ export class WriteCheckpointLimiter {
     return allowed ? 0 : Math.ceil(((1 - tokens) * 1000) / this.rate);
   }
 
-  /**
-   * Like `take`, but throws a retryable 429 ServiceError (PowerSync's PSYNC_S2304, which clients
-   * retry) when `userId` is over its limit.
-   */
+  /** Like `take`, but throws a retryable 429 ServiceError (`BS5005`) when `userId` is over its limit. */
   admit(userId: string): void {
     const waitMs = this.take(userId);
     if (waitMs > 0) {
       throw new ServiceError(
-        ErrorCode.TOO_MANY_CONNECTIONS,
+        ErrorCode.WRITE_CHECKPOINT_RATE_LIMITED,
         `this user asks for write checkpoints faster than ${this.rate} per second (burst ${this.burst}); retry in ${waitMs} ms`,
       );
     }

@@ -17,8 +17,8 @@ import { ReplicationCoordinator, type ReplicationCoordinatorOptions } from './re
 import { formatDelay, RetryBackoff } from './retry-backoff.js';
 import type { SourceModule, SourceTablePattern } from './source-module.js';
 
-/** Restarts after an unexpected error: 30 s doubling to 10 min (reset after 10 min of running). */
-const UNEXPECTED_RETRY = { initialDelayMs: 30_000, maxDelayMs: 600_000 };
+/** Restarts after an unexpected error: 5 s doubling to 5 min (reset after 5 min of running). */
+const UNEXPECTED_RETRY = { initialDelayMs: 5_000, maxDelayMs: 300_000 };
 
 /**
  * What the engine does after a job failed (the coordinator already retried what it could):
