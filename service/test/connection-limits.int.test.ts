@@ -5,29 +5,26 @@
  */
 import http from 'node:http';
 import { describeIntegration } from '@bucketsync/dev-databases/vitest';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { waitUntil } from './fault-harness.js';
-import { startService, type ServiceHarness } from './service-harness.js';
+import { useService } from './service-harness.js';
 
 describeIntegration('postgres', 'connection limits (built service)', (sourceUrl) => {
-  let h: ServiceHarness;
-  beforeAll(async () => {
-    h = await startService({
-      sourceUrl,
-      storageUrl: process.env.PG_STORAGE_TEST_URL!,
-      setupSql: `CREATE TABLE notes (id text PRIMARY KEY, owner text NOT NULL); INSERT INTO notes VALUES ('n1', 'ann');`,
-      syncConfig: `
+  const service = useService(() => ({
+    sourceUrl,
+    storageUrl: process.env.PG_STORAGE_TEST_URL!,
+    setupSql: `CREATE TABLE notes (id text PRIMARY KEY, owner text NOT NULL); INSERT INTO notes VALUES ('n1', 'ann');`,
+    syncConfig: `
 bucket_definitions:
   mine:
     parameters: SELECT request.user_id() AS owner
     data: [SELECT * FROM $schema.notes WHERE owner = bucket.owner]
 `,
-      extraConfig: 'api:\n  parameters:\n    max_concurrent_connections: 2\n',
-    });
-  }, 60_000);
-  afterAll(async () => expect(await h?.stop()).toBe(0), 30_000);
+    extraConfig: 'api:\n  parameters:\n    max_concurrent_connections: 2\n',
+  }));
 
   it('answers a request without a valid token from its headers, before the body has arrived', async () => {
+    const h = service();
     const { port } = new URL(h.endpoint);
     const request = http.request({
       host: '127.0.0.1',
@@ -45,6 +42,7 @@ bucket_definitions:
   });
 
   it('refuses a sync stream over max_concurrent_connections with a retryable 429 PSYNC_S2304', async () => {
+    const h = service();
     const token = await h.token('ann');
     const open = async () => {
       const abort = new AbortController();

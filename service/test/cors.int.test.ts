@@ -4,8 +4,8 @@
  * `api.cors.origins` restricting which pages may call it.
  */
 import { describeIntegration } from '@bucketsync/dev-databases/vitest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService, type ServiceHarness } from './service-harness.js';
+import { describe, expect, it } from 'vitest';
+import { useService, type ServiceHarness } from './service-harness.js';
 
 const SETUP = `CREATE TABLE notes (id text PRIMARY KEY, owner text NOT NULL, body text);
   INSERT INTO notes VALUES ('n1', 'ann', 'hello');`;
@@ -43,19 +43,19 @@ async function streamHeaders(h: ServiceHarness, origin: string, token: string): 
 }
 
 describeIntegration('postgres', 'CORS (built service)', (sourceUrl) => {
+  const options = (extraConfig = '') => ({
+    sourceUrl,
+    storageUrl: process.env.PG_STORAGE_TEST_URL!,
+    setupSql: SETUP,
+    syncConfig: SYNC_CONFIG,
+    extraConfig,
+  });
+
   describe('by default any origin', () => {
-    let h: ServiceHarness;
-    beforeAll(async () => {
-      h = await startService({
-        sourceUrl,
-        storageUrl: process.env.PG_STORAGE_TEST_URL!,
-        setupSql: SETUP,
-        syncConfig: SYNC_CONFIG,
-      });
-    }, 60_000);
-    afterAll(async () => expect(await h?.stop()).toBe(0), 30_000);
+    const service = useService(() => options());
 
     it('answers the preflight of each client-facing route with the SDKs’ methods and headers and a cache time', async () => {
+      const h = service();
       for (const [path, method] of [
         ['/sync/stream', 'POST'],
         ['/sync/checkpoint-request', 'POST'],
@@ -77,6 +77,7 @@ describeIntegration('postgres', 'CORS (built service)', (sourceUrl) => {
     });
 
     it('puts the CORS header on streams, errors, write checkpoints and probes', async () => {
+      const h = service();
       const token = await h.token('ann');
       const stream = await streamHeaders(h, APP, token);
       expect(stream.status).toBe(200);
@@ -102,19 +103,10 @@ describeIntegration('postgres', 'CORS (built service)', (sourceUrl) => {
   });
 
   describe('with api.cors.origins as a list', () => {
-    let h: ServiceHarness;
-    beforeAll(async () => {
-      h = await startService({
-        sourceUrl,
-        storageUrl: process.env.PG_STORAGE_TEST_URL!,
-        setupSql: SETUP,
-        syncConfig: SYNC_CONFIG,
-        extraConfig: `api:\n  cors:\n    origins: [${APP}]\n`,
-      });
-    }, 60_000);
-    afterAll(async () => expect(await h?.stop()).toBe(0), 30_000);
+    const service = useService(() => options(`api:\n  cors:\n    origins: [${APP}]\n`));
 
     it('allows a listed origin by name and refuses any other', async () => {
+      const h = service();
       const allowed = await preflight(h, '/sync/stream', APP);
       expect(allowed.headers.get('access-control-allow-origin')).toBe(APP);
       expect(allowed.headers.get('vary')?.toLowerCase()).toContain('origin');

@@ -18,9 +18,9 @@ import {
   type LogRecord,
   type PowerSyncLogger,
 } from '@powersync/node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { waitUntil } from './fault-harness.js';
-import { startService, type ServiceHarness } from './service-harness.js';
+import { startService, useService, type ServiceOptions } from './service-harness.js';
 
 const SETUP = `
   CREATE TABLE notes (id text PRIMARY KEY, owner text NOT NULL, body text);
@@ -44,23 +44,23 @@ function openDatabase(name: string, logger?: PowerSyncLogger): PowerSyncDatabase
 }
 
 describeIntegration('postgres', 'a first sync from the built service', (sourceUrl) => {
+  const options = (more: Partial<ServiceOptions> = {}): ServiceOptions => ({
+    sourceUrl,
+    storageUrl: process.env.PG_STORAGE_TEST_URL!,
+    setupSql: SETUP,
+    syncConfig: SYNC_CONFIG,
+    ...more,
+  });
+
   describe('with empty tables', () => {
-    let h: ServiceHarness;
-    beforeAll(async () => {
-      h = await startService({
-        sourceUrl,
-        storageUrl: process.env.PG_STORAGE_TEST_URL!,
-        setupSql: SETUP,
-        syncConfig: SYNC_CONFIG,
-      });
-    }, 60_000);
-    afterAll(async () => {
-      // SIGHUP (a closed terminal) stops it as gracefully as SIGTERM.
-      expect(await h?.stop('SIGHUP')).toBe(0);
-      expect(h.output()).toContain('SIGHUP received: stopping');
-    }, 30_000);
+    // Stopped with SIGHUP (a closed terminal), which must stop it as gracefully as SIGTERM.
+    const service = useService(() => options(), {
+      signal: 'SIGHUP',
+      then: (h) => expect(h.output()).toContain('SIGHUP received: stopping'),
+    });
 
     it('completes at once with nothing to download, then the first insert arrives', async () => {
+      const h = service();
       const db = openDatabase('empty');
       await db.connect(
         {
@@ -94,6 +94,7 @@ describeIntegration('postgres', 'a first sync from the built service', (sourceUr
     }, 60_000);
 
     it('a raw client gets a complete checkpoint at op id 0 for an empty bucket', async () => {
+      const h = service();
       // 'nobody' owns no rows: the bucket is empty whatever the other test wrote.
       const response = await fetch(`${h.endpoint}/sync/stream`, {
         method: 'POST',
@@ -121,23 +122,11 @@ describeIntegration('postgres', 'a first sync from the built service', (sourceUr
   });
 
   describe('while no sync config is active', () => {
-    let h: ServiceHarness;
-    beforeAll(async () => {
-      // An api-only process on fresh storage: the config is deployed but nothing replicates it.
-      h = await startService({
-        sourceUrl,
-        storageUrl: process.env.PG_STORAGE_TEST_URL!,
-        setupSql: SETUP,
-        syncConfig: SYNC_CONFIG,
-        args: ['-r', 'api'],
-        readyWhen: 'serving clients on',
-      });
-    }, 60_000);
-    afterAll(async () => {
-      expect(await h?.stop()).toBe(0);
-    }, 30_000);
+    // An api-only process on fresh storage: the config is deployed but nothing replicates it.
+    const service = useService(() => options({ args: ['-r', 'api'], readyWhen: 'serving clients on' }));
 
     it('answers a retryable 503 PSYNC_S2302 saying why, and logs it', async () => {
+      const h = service();
       const started = Date.now();
       const response = await fetch(`${h.endpoint}/sync/stream`, {
         method: 'POST',
@@ -154,6 +143,7 @@ describeIntegration('postgres', 'a first sync from the built service', (sourceUr
     });
 
     it('the PowerSync client reports the reason as its download error', async () => {
+      const h = service();
       // The SDK logs each refused attempt with a stack trace: kept here (and asserted), not printed.
       const records: LogRecord[] = [];
       const db = openDatabase('not-ready', { log: (record) => records.push(record) });

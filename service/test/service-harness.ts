@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { signDevToken } from '@bucketsync/service-core';
 import pg from 'pg';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { storageIdentity } from '../src/module-table.js';
 
 const bin = path.resolve(import.meta.dirname, '../bin/bucketsync');
@@ -182,5 +183,29 @@ export async function startService(options: ServiceOptions): Promise<ServiceHarn
       await source.end();
       return code;
     },
+  };
+}
+
+/**
+ * Starts a service before the tests of the enclosing suite and stops it after them with
+ * `stop.signal` (default SIGTERM), expecting a clean exit (code 0), then runs `stop.then`.
+ * Returns the running service.
+ */
+export function useService(
+  options: () => ServiceOptions,
+  stop: { signal?: NodeJS.Signals; then?: (h: ServiceHarness) => void } = {},
+): () => ServiceHarness {
+  let h: ServiceHarness | undefined;
+  beforeAll(async () => {
+    h = await startService(options());
+  }, 60_000);
+  afterAll(async () => {
+    if (!h) return;
+    expect(await h.stop(stop.signal), h.output().split('\n').slice(-12).join('\n')).toBe(0);
+    stop.then?.(h);
+  }, 30_000);
+  return () => {
+    if (!h) throw new Error('the service did not start (see beforeAll)');
+    return h;
   };
 }
