@@ -198,7 +198,13 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
     false,
     413,
   ),
-  BS5004: entry('BS5004', 'The request body has a type the service does not read.', 'Send JSON.', false, 415),
+  BS5004: entry(
+    'BS5004',
+    'The request body has a type the service does not read.',
+    'Send the body as JSON, with Content-Type: application/json.',
+    false,
+    415,
+  ),
   BS5005: entry(
     'BS5005',
     'Write checkpoints are asked for faster than the service allows for one user.',
@@ -215,7 +221,7 @@ export const ERROR_CATALOGUE: Readonly<Record<ErrorCode, CatalogueEntry>> = {
   ),
   PSYNC_S2304: entry(
     'PSYNC_S2304',
-    'This process serves as many sync streams as it may',
+    'This process serves as many sync streams as it may.',
     'The client retries by itself; add API processes or raise api.parameters.max_concurrent_connections.',
     true,
     429,
