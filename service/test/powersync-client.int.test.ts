@@ -215,12 +215,28 @@ for (const encoding of ['BSON', 'NDJSON'] as const) {
           uploadData: async () => undefined,
         };
         await db.connect(connector, { connectionMethod: SyncStreamConnectionMethod.HTTP });
+        // Bounded waits that say where they stopped and what the SDK and the service saw.
+        const within = async (what: string, wait: Promise<unknown>) => {
+          let timer: NodeJS.Timeout | undefined;
+          const late = new Promise((_, reject) => {
+            timer = setTimeout(() => {
+              const status = db.currentStatus.getMessage();
+              const log = h.output().split('\n').slice(-15).join('\n');
+              reject(new Error(`${what} did not happen within 20 s; SDK status ${status}; service log:\n${log}`));
+            }, 20_000);
+          });
+          try {
+            await Promise.race([wait, late]);
+          } finally {
+            clearTimeout(timer);
+          }
+        };
         try {
-          await db.waitForFirstSync();
+          await within('the first sync', db.waitForFirstSync());
           expect(await db.getAll('SELECT id FROM todos')).toEqual([]);
           // ttl 0: evicted as soon as it is unsubscribed (the default keeps the rows cached for a day).
           const subscription = await db.syncStream('list_todos', { list: 'l3' }).subscribe({ ttl: 0 });
-          await subscription.waitForFirstSync();
+          await within("the stream subscription's first sync", subscription.waitForFirstSync());
           const { rows } = await h.source.query(
             `SELECT count(*)::int AS n FROM ${h.schema}.todos WHERE list_id = 'l3'`,
           );
