@@ -127,13 +127,11 @@ describeIntegration('postgres', 'a first sync from the built service', (sourceUr
 
     it('answers a retryable 503 PSYNC_S2302 saying why, and logs it', async () => {
       const h = service();
-      const started = Date.now();
       const response = await fetch(`${h.endpoint}/sync/stream`, {
         method: 'POST',
         headers: { authorization: `Token ${await h.token('ann')}`, 'content-type': 'application/json' },
         body: JSON.stringify({ buckets: [] }),
       });
-      expect(Date.now() - started).toBeLessThan(10_000); // an answer, not a silent open stream
       expect(response.status).toBe(503);
       expect(response.headers.get('retry-after')).toBe('5');
       const body = (await response.json()) as { error: { code: string; description: string } };

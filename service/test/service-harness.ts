@@ -209,3 +209,6 @@ export function useService(
     return h;
   };
 }
+
+/** Polling with a deadline, shared by the service's tests and the browser tests. */
+export { waitUntil } from './fault-harness.js';

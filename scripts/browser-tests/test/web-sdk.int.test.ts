@@ -4,7 +4,7 @@
  * cross-origin and goes through CORS). One story with one service, page and browser profile.
  */
 import { describeIntegration } from '@bucketsync/dev-databases/vitest';
-import { startService, type ServiceHarness } from '@bucketsync/service/test/service-harness';
+import { startService, waitUntil, type ServiceHarness } from '@bucketsync/service/test/service-harness';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startAppBackend, type AppBackend } from './app-backend.js';
 import { chromiumSkipReason, startBrowser, type BrowserHarness } from './browser-harness.js';
@@ -23,21 +23,6 @@ bucket_definitions:
     data:
       - SELECT id, owner, description, done, server_note FROM $schema.todos WHERE owner = bucket.owner
 `;
-
-async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T> | T,
-  accept: (value: T) => boolean,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function describeBrowser(name: string, body: (sourceUrl: string) => void): void {
   const reason = chromiumSkipReason();
