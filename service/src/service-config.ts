@@ -44,6 +44,8 @@ export interface ServiceConfig {
     gzip: GzipPolicy;
     tokens: string[];
     cors: { origins: '*' | string[] };
+    /** `api.sync_buffer_mb`: memory all sync streams may hold for data not yet sent (default 256). */
+    syncBufferMb?: number;
     /** `api.parameters` (PowerSync's keys): connection caps; unset ones keep the service defaults. */
     parameters: {
       maxConcurrentConnections?: number;
@@ -66,7 +68,7 @@ const SECTIONS: Record<string, { known?: readonly string[]; established: readonl
     known: ['replication', 'storage', 'sync_config', 'sync_rules', 'client_auth', 'api', 'port', 'host'],
     established: ['dev', 'metadata', 'migrations', 'telemetry', 'healthcheck', 'parameters'],
   },
-  api: { known: ['bson', 'gzip', 'tokens', 'cors', 'parameters'], established: [] },
+  api: { known: ['bson', 'gzip', 'tokens', 'cors', 'parameters', 'sync_buffer_mb'], established: [] },
   'api.cors': { known: ['origins'], established: [] },
   'api.parameters': {
     known: ['max_concurrent_connections', 'max_buckets_per_connection', 'max_parameter_query_results'],
@@ -304,6 +306,19 @@ export function loadServiceConfig(
         if (bad) problems.push(`api.cors.origins: ${bad}`);
         else if (Array.isArray(origins)) api.cors.origins = origins as string[];
       }
+    }
+    const syncBufferMb = rawApi.sync_buffer_mb;
+    if (syncBufferMb !== undefined) {
+      if (
+        typeof syncBufferMb !== 'number' ||
+        !Number.isInteger(syncBufferMb) ||
+        syncBufferMb < 8 ||
+        syncBufferMb > 65536
+      ) {
+        problems.push(
+          `api.sync_buffer_mb: expected a whole number of megabytes from 8 to 65536 (got ${JSON.stringify(syncBufferMb)}); it bounds the memory sync streams hold for data not yet sent`,
+        );
+      } else api.syncBufferMb = syncBufferMb;
     }
     if (rawApi.parameters !== undefined) {
       const parameters = rawApi.parameters;

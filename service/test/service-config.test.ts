@@ -198,6 +198,17 @@ migrations:
     );
   });
 
+  it('reads api.sync_buffer_mb, the memory sync streams may hold, and refuses a value out of range', () => {
+    process.env.TEST_SOURCE_URL = 'postgres://db/app';
+    expect(loadServiceConfig(configFile('buffer.yaml', VALID + 'api:\n  sync_buffer_mb: 64\n')).api.syncBufferMb).toBe(
+      64,
+    );
+    expect(loadServiceConfig(configFile('buffer-default.yaml', VALID)).api.syncBufferMb).toBeUndefined();
+    expect(() => loadServiceConfig(configFile('buffer-bad.yaml', VALID + 'api:\n  sync_buffer_mb: 1\n'))).toThrow(
+      'api.sync_buffer_mb: expected a whole number of megabytes from 8 to 65536 (got 1)',
+    );
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(() => loadServiceConfig(configFile('syntax.yaml', 'storage:\n  type: [postgresql\n'))).toThrow(/line \d+:/);
   });

@@ -10,6 +10,8 @@ import {
   sameColumns,
   type BucketChecksum,
   type BucketDataChunk,
+  type BudgetLease,
+  type ByteBudget,
   type BucketDataRequest,
   type Checkpoint,
   type CheckpointChanges,
@@ -742,11 +744,16 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
       yield* this.streamBucket(
         { bucket, after, checkpoint: request.checkpoint, chunkOps, chunkBytes, invalidated },
         signal,
+        request.budget,
       );
     }
   }
 
-  /** One bucket's ops after `after` up to the checkpoint, in chunks, with the next batch prefetched. */
+  /**
+   * One bucket's ops after `after` up to the checkpoint, in chunks. The next batch is read ahead
+   * while the budget is less than half spent; otherwise it is read once this one is handed out,
+   * after waiting (holding nothing) for its lease.
+   */
   private async *streamBucket(
     read: {
       bucket: string;
@@ -757,6 +764,7 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
       invalidated: boolean;
     },
     signal: AbortSignal | undefined,
+    budget: ByteBudget | undefined,
   ): AsyncIterable<BucketDataChunk> {
     const { bucket, after, chunkOps, chunkBytes } = read;
     // Ops are fetched in batches of up to READ_BATCH_CHUNKS chunks, independent of chunk
@@ -764,19 +772,40 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
     const batchOps = chunkOps * READ_BATCH_CHUNKS;
     const batchBytes = chunkBytes * READ_BATCH_CHUNKS;
     let cursor = after;
+    // The batch being handed out and the read after it, each with its lease of the budget.
     let batch: OpBatch | undefined;
-    let next: Promise<OpBatch> | undefined = this.readOpBatch(bucket, after, read.checkpoint, batchOps, batchBytes);
-    /** Takes the prefetched batch and starts fetching the one after it. */
+    let batchLease: BudgetLease | undefined;
+    // (Assigned in the closures below; typed by a cast so no branch narrows it to undefined.)
+    let next = undefined as { ops: Promise<OpBatch>; lease: BudgetLease | undefined } | undefined;
+    /** Where the next read starts when it was not made ahead. */
+    let deferred: { from: bigint; limit: number } | undefined = { from: after, limit: batchOps };
+    const startRead = (from: bigint, limit: number, lease: BudgetLease | undefined) => {
+      const ops = this.readOpBatch(bucket, from, read.checkpoint, limit, batchBytes);
+      ops.catch(() => undefined);
+      next = { ops, lease };
+    };
+    /** Hands back the consumed batch's lease, takes the next batch and reads ahead when it may. */
     const advance = async () => {
-      batch = await next!;
+      batchLease?.release();
+      batchLease = undefined;
+      if (!next) {
+        const lease = budget ? await budget.acquire(batchBytes, signal) : undefined;
+        startRead(deferred!.from, deferred!.limit, lease);
+        deferred = undefined;
+      }
+      const taken = next!;
       next = undefined;
+      batchLease = taken.lease;
+      batch = await taken.ops;
+      batchLease?.resize(batch.bytes);
       if (batch.more) {
         // The op limit follows the sizes just seen, so that the byte budget rather than the
         // limit usually ends a batch without the query scanning many rows past it.
         const perOp = batch.bytes / Math.max(1, batch.count);
         const limit = Math.max(1, Math.min(batchOps, Math.ceil((batchBytes / perOp) * 1.1)));
-        next = this.readOpBatch(bucket, batch.lastOpId, read.checkpoint, limit, batchBytes);
-        next.catch(() => undefined);
+        const lease = budget?.tryAcquire(batchBytes, budget.limit / 2);
+        if (!budget || lease) startRead(batch.lastOpId, limit, lease);
+        else deferred = { from: batch.lastOpId, limit };
       }
     };
     try {
@@ -802,7 +831,8 @@ export class PostgresSyncConfigStorage implements SyncConfigStorage {
         if (!hasMore) break;
       }
     } finally {
-      next?.catch(() => undefined);
+      batchLease?.release();
+      next?.lease?.release();
     }
   }
 

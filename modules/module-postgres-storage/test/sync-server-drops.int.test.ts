@@ -144,7 +144,7 @@ describeIntegration('postgres', 'sync streams of clients that drop mid-sync', ()
         (kind) => (after.get(kind) ?? 0) <= (before.get(kind) ?? 0),
       );
     });
-    expect(syncServerActivity(app)).toEqual({ openStreams: 0, handlers: 0 });
+    expect(syncServerActivity(app)).toEqual({ openStreams: 0, handlers: 0, bufferedBytes: 0, waitingReads: 0 });
     expect(liveSyncStreams()).toBe(0);
   }, 60_000);
 

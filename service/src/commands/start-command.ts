@@ -185,6 +185,7 @@ async function run(config: ServiceConfig, role: ServiceRole, logger: Logger): Pr
             : {}),
         },
         corsOrigins: config.api.cors.origins,
+        ...(config.api.syncBufferMb !== undefined ? { syncBufferBytes: config.api.syncBufferMb * 1024 * 1024 } : {}),
       });
       const address = await server.listen({ port: config.port, host: config.host });
       logger.info(`serving clients on ${address}`, { port: (server.server.address() as { port: number }).port });

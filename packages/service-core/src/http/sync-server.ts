@@ -5,7 +5,6 @@
  * (401 `PSYNC_S21xx` so clients refresh their token); one connection's error never
  * affects another.
  */
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import zlib from 'node:zlib';
 import type { Logger } from '@bucketsync/lib-services';
@@ -15,6 +14,7 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { SourceApi } from '../replication/source-module.js';
 import type { BucketStorage } from '../storage/bucket-storage.js';
+import { ByteBudget } from '../storage/byte-budget.js';
 import type { SyncLine } from '../sync/sync-lines.js';
 import { decodeSyncRequest } from '../sync/sync-request.js';
 import { syncStream, type SyncIdentity } from '../sync/sync-stream.js';
@@ -57,10 +57,26 @@ export interface SyncServerOptions {
    * credentials it does not already hold.
    */
   corsOrigins?: '*' | readonly string[];
+  /**
+   * Bytes of sync data all streams may hold in memory at once (`api.sync_buffer_mb`): storage
+   * reads not yet handed out and lines their clients have not drained. Over it, streams wait for
+   * their next storage read. Default 256 MiB.
+   */
+  syncBufferBytes?: number;
+  /**
+   * A stream whose client takes nothing from its socket for this long is closed (the client
+   * reconnects if it is still there), so a client that stopped reading holds nothing for long.
+   * Default 60 s.
+   */
+  stalledStreamTimeoutMs?: number;
 }
 
 /** Default of `api.parameters.max_concurrent_connections`. */
 export const DEFAULT_MAX_CONCURRENT_CONNECTIONS = 1000;
+/** Default of `api.sync_buffer_mb`, in bytes. */
+export const DEFAULT_SYNC_BUFFER_BYTES = 256 * 1024 * 1024;
+/** How long a client may take nothing from its stream before the stream is closed. */
+export const DEFAULT_STALLED_STREAM_TIMEOUT_MS = 60_000;
 
 /**
  * Socket timeouts: the request line and headers within 10 s, the whole request (a body trickled
@@ -96,26 +112,67 @@ async function sendError(reply: FastifyReply, error: unknown, errors: RequestErr
   return reply.code(answer.status).headers(answer.headers).type('application/json').send(answer.body);
 }
 
+/** Resolves true on `drain` or abort, false when `ms` pass first. */
+function drained(stream: NodeJS.WritableStream, signal: AbortSignal, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (value: boolean) => {
+      clearTimeout(timer);
+      stream.removeListener('drain', onDrain);
+      signal.removeEventListener('abort', onAbort);
+      resolve(value);
+    };
+    const onDrain = () => done(true);
+    const onAbort = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    stream.once('drain', onDrain);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Where one stream writes, and what it may hold while its client is slow. */
+interface StreamOutput {
+  stream: NodeJS.WritableStream;
+  /** Bytes the socket has taken from us so far (stalls are judged by it). */
+  sent(): number;
+  budget: ByteBudget;
+  stalledTimeoutMs: number;
+}
+
 /**
- * Writes with back-pressure: waits for `drain` when the socket buffer is full, or until the
- * stream is aborted (a client that went away never drains; the wait must not outlive it).
+ * Writes with back-pressure: when the socket buffer is full, the line counts against the budget
+ * until `drain`, and the wait ends when the stream is aborted (a client that went away never
+ * drains). Returns false when the client took nothing for `stalledTimeoutMs`: the stream must end.
  */
-async function write(stream: NodeJS.WritableStream, chunk: Buffer, signal: AbortSignal): Promise<void> {
-  if (!stream.write(chunk) && !signal.aborted) {
-    await once(stream as NodeJS.EventEmitter, 'drain', { signal }).catch(() => undefined);
+async function write(out: StreamOutput, chunk: Buffer, signal: AbortSignal): Promise<boolean> {
+  if (out.stream.write(chunk) || signal.aborted) return true;
+  const lease = out.budget.force(chunk.length);
+  try {
+    let sent = out.sent();
+    while (!(await drained(out.stream, signal, out.stalledTimeoutMs))) {
+      if (out.sent() === sent) return false;
+      sent = out.sent();
+    }
+    return true;
+  } finally {
+    lease.release();
   }
 }
 
-/** What a sync server holds now: open sync streams and request handlers still running. */
+/**
+ * What a sync server holds now: open sync streams, request handlers still running, the bytes of
+ * sync data held against the budget and the storage reads waiting for it.
+ */
 export interface SyncServerActivity {
   openStreams: number;
   handlers: number;
+  bufferedBytes: number;
+  waitingReads: number;
 }
 const activity = new WeakMap<FastifyInstance, () => SyncServerActivity>();
 
 /** The activity of a server made by `createSyncServer` (for tests, probes and metrics). */
 export function syncServerActivity(app: FastifyInstance): SyncServerActivity {
-  return activity.get(app)?.() ?? { openStreams: 0, handlers: 0 };
+  return activity.get(app)?.() ?? { openStreams: 0, handlers: 0, bufferedBytes: 0, waitingReads: 0 };
 }
 
 export async function createSyncServer(options: SyncServerOptions): Promise<FastifyInstance> {
@@ -133,6 +190,8 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
   app.server.headersTimeout = HEADERS_TIMEOUT_MS;
   const openStreams = new Set<AbortController>();
   const errors = new RequestErrors(logger);
+  const budget = new ByteBudget(options.syncBufferBytes ?? DEFAULT_SYNC_BUFFER_BYTES);
+  const stalledTimeoutMs = options.stalledStreamTimeoutMs ?? DEFAULT_STALLED_STREAM_TIMEOUT_MS;
 
   // CORS on every route (web apps are served from their own origin): preflights answered for the
   // methods and headers the SDKs send; no credentials mode, since tokens are bearer headers.
@@ -279,6 +338,7 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
         logger: logger.child({ user: identity.userId }),
         ...(options.limits ? { limits: options.limits } : {}),
         ...(options.keepaliveSeconds !== undefined ? { keepaliveSeconds: options.keepaliveSeconds } : {}),
+        budget,
       });
       // The first line decides the status: errors before it are proper HTTP errors.
       first = await lines.next();
@@ -310,11 +370,24 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     // the default level costs several times the CPU for a few percent of size.
     const zip = gzip ? zlib.createGzip({ flush: zlib.constants.Z_SYNC_FLUSH, level: 1 }) : undefined;
     zip?.pipe(res);
-    const out: NodeJS.WritableStream = zip ?? res;
-    const clientGone = () => res.destroyed || res.writableEnded;
+    const socket = res.socket;
+    const out: StreamOutput = {
+      stream: zip ?? res,
+      sent: () => socket?.bytesWritten ?? 0,
+      budget,
+      stalledTimeoutMs,
+    };
+    let stalled = false;
+    const clientGone = () => stalled || res.destroyed || res.writableEnded;
     try {
       for (let next = first; !next.done; next = await lines.next()) {
-        await write(out, encodeLine(next.value, encoding), abort.signal);
+        if (!(await write(out, encodeLine(next.value, encoding), abort.signal))) {
+          stalled = true;
+          logger.debug('closing a sync stream whose client took nothing for a while', {
+            seconds: stalledTimeoutMs / 1000,
+          });
+          break;
+        }
         if (abort.signal.aborted) break;
       }
     } catch (e) {
@@ -332,7 +405,12 @@ export async function createSyncServer(options: SyncServerOptions): Promise<Fast
     }
   };
 
-  activity.set(app, () => ({ openStreams: openStreams.size, handlers: inFlight.size }));
+  activity.set(app, () => ({
+    openStreams: openStreams.size,
+    handlers: inFlight.size,
+    bufferedBytes: budget.used,
+    waitingReads: budget.waiting,
+  }));
 
   // preClose, not onClose: the server only finishes closing once every response has ended,
   // so open sync streams are ended first (their clients reconnect to another process), and

@@ -21,3 +21,4 @@ export { columnsChangeNeedsCopy, sameColumns } from './table-columns.js';
 export type * from './storage-types.js';
 export type * from './sync-config-storage.js';
 export type * from './write-batch.js';
+export { ByteBudget, type BudgetLease } from './byte-budget.js';

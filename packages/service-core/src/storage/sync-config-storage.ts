@@ -14,6 +14,7 @@ import type {
   StoredTable,
 } from './storage-types.js';
 import type { WriteBatch, WriteBatchOptions } from './write-batch.js';
+import type { ByteBudget } from './byte-budget.js';
 
 /** Lifecycle state of a deployed sync config (architecture.md section 5). */
 export type SyncConfigState = 'processing' | 'active' | 'stopped' | 'terminated';
@@ -86,6 +87,13 @@ export interface BucketDataRequest {
   readonly chunkOps?: number;
   /** Approximate max bytes of op data per chunk (a chunk has at least one op). Default 1 MiB. */
   readonly chunkBytes?: number;
+  /**
+   * The process's budget for sync data in memory: a read of ops takes a lease of its byte limit
+   * before it starts and returns it once its ops are handed out; a read ahead is made only while
+   * the budget is less than half spent, so a stream whose client is slow holds one read's worth.
+   * Unbounded when absent.
+   */
+  readonly budget?: ByteBudget;
 }
 
 /** One chunk of a bucket's ops (the wire's `data` line). */

@@ -19,6 +19,7 @@ import {
   type ResolvedBucket,
   type SyncConfig,
 } from '@bucketsync/sync-rules';
+import type { ByteBudget } from '../storage/byte-budget.js';
 import type { BucketStorage } from '../storage/bucket-storage.js';
 import type { BucketChecksum, Checkpoint, OpId, OplogEntry } from '../storage/storage-types.js';
 import type { CheckpointChanges, CheckpointEvent, SyncConfigStorage } from '../storage/sync-config-storage.js';
@@ -54,6 +55,8 @@ export interface SyncStreamOptions {
   /** Bucket data chunk limits. Defaults: 10,000 ops, 1 MiB. */
   chunkOps?: number;
   chunkBytes?: number;
+  /** The process's budget for sync data held in memory (storage reads wait when it is spent). */
+  budget?: ByteBudget;
 }
 
 /** How often a connection checks that its sync config is still the active one. */
@@ -310,6 +313,7 @@ export async function* syncStream(options: SyncStreamOptions): AsyncGenerator<Sy
               buckets: group.map((b) => ({ bucket: b.bucket, after: clientAfter.get(b.bucket) ?? 0n })),
               ...(options.chunkOps !== undefined ? { chunkOps: options.chunkOps } : {}),
               ...(options.chunkBytes !== undefined ? { chunkBytes: options.chunkBytes } : {}),
+              ...(options.budget ? { budget: options.budget } : {}),
             },
             signal,
           )) {
