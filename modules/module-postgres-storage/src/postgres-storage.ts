@@ -59,9 +59,17 @@ export async function migratePostgresStorage(raw: PostgresStorageConfig | unknow
   }
 }
 
+/** Client ids a user keeps managed write checkpoints for; the least recently used go first. */
+export const MAX_WRITE_CHECKPOINTS_PER_USER = 1000;
+/** Managed write checkpoints not written for this many days are removed. */
+export const WRITE_CHECKPOINT_MAX_AGE_DAYS = 30;
+/** How often a process removes old write checkpoints. */
+const OLD_WRITE_CHECKPOINT_SWEEP_MS = 60 * 60 * 1000;
+
 export class PostgresStorage implements BucketStorage {
   private readonly configs = new Map<number, PostgresSyncConfigStorage>();
   private closed = false;
+  private oldWriteCheckpointsRemovedAt = 0;
   /** The managed write checkpoints every sync connection asks for at every checkpoint. */
   readonly writeCheckpoints: PostgresWriteCheckpoints;
 
@@ -294,11 +302,13 @@ export class PostgresStorage implements BucketStorage {
     headPosition: string;
   }): Promise<bigint> {
     // The notice (sent at commit) invalidates the cached row in every process.
-    const { rows } = await this.query<{ id: string }>(
+    const { rows } = await this.query<{ id: string; inserted: boolean }>(
       `WITH created AS (
          INSERT INTO ${this.ctx.schema}.write_checkpoints AS w (user_id, client_id, id, head_position) VALUES ($1, $2, 1, $3)
-         ON CONFLICT (user_id, client_id) DO UPDATE SET id = w.id + 1, head_position = excluded.head_position RETURNING id)
-       SELECT id, pg_notify($4, $5) FROM created`,
+         ON CONFLICT (user_id, client_id)
+           DO UPDATE SET id = w.id + 1, head_position = excluded.head_position, updated_at = now()
+         RETURNING id, xmax = 0 AS inserted)
+       SELECT id, inserted, pg_notify($4, $5) FROM created`,
       [
         request.userId,
         request.clientId,
@@ -308,7 +318,38 @@ export class PostgresStorage implements BucketStorage {
       ],
     );
     this.writeCheckpoints.invalidate(request);
+    // A new client id: the user's least recently used ones beyond the cap go.
+    if (rows[0]!.inserted) {
+      await this.query(
+        `DELETE FROM ${this.ctx.schema}.write_checkpoints
+          WHERE user_id = $1 AND client_id IN (
+            SELECT client_id FROM ${this.ctx.schema}.write_checkpoints WHERE user_id = $1
+             ORDER BY updated_at DESC, client_id OFFSET $2)`,
+        [request.userId, MAX_WRITE_CHECKPOINTS_PER_USER],
+      );
+    }
+    if (Date.now() - this.oldWriteCheckpointsRemovedAt >= OLD_WRITE_CHECKPOINT_SWEEP_MS) {
+      this.oldWriteCheckpointsRemovedAt = Date.now();
+      this.removeOldWriteCheckpoints().catch((e: unknown) =>
+        this.ctx.logger.warn('could not remove old write checkpoints', { error: (e as Error).message }),
+      );
+    }
     return BigInt(rows[0]!.id);
+  }
+
+  /**
+   * Removes managed write checkpoints not written for WRITE_CHECKPOINT_MAX_AGE_DAYS (their
+   * clients are long gone), at most 10,000 per call. Runs at most hourly per process, started by
+   * a write checkpoint request. Answers the rows removed.
+   */
+  async removeOldWriteCheckpoints(): Promise<number> {
+    const { rowCount } = await this.query(
+      `DELETE FROM ${this.ctx.schema}.write_checkpoints WHERE ctid IN (
+         SELECT ctid FROM ${this.ctx.schema}.write_checkpoints
+          WHERE updated_at < now() - make_interval(days => $1) LIMIT 10000)`,
+      [WRITE_CHECKPOINT_MAX_AGE_DAYS],
+    );
+    return rowCount ?? 0;
   }
 
   async getManagedWriteCheckpoint(request: {

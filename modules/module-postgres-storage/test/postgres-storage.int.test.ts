@@ -12,7 +12,7 @@ import {
 import { setMaxListeners } from 'node:events';
 import pg from 'pg';
 import { afterEach, expect, it } from 'vitest';
-import type { PostgresStorage } from '../src/index.js';
+import { MAX_WRITE_CHECKPOINTS_PER_USER, type PostgresStorage } from '../src/index.js';
 import { freshSchemaName, openTestStorage } from './postgres-test-storage.js';
 
 describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
@@ -189,5 +189,27 @@ describeIntegration('postgresStorage', 'Postgres storage specifics', (url) => {
     expect(read.chunks).toBeGreaterThan(5);
     expect(read.hasMoreFlags.at(-1)).toBe(false);
     expect(read.hasMoreFlags.slice(0, -1).every((f) => f)).toBe(true);
+  });
+
+  it('keeps managed write checkpoints bounded: the most client ids per user, and no rows of long-gone clients', async () => {
+    const schema = freshSchemaName();
+    const storage = await open(schema);
+    const q = `"${schema}".write_checkpoints`;
+    const create = (userId: string, clientId: string) =>
+      storage.createManagedWriteCheckpoint({ userId, clientId, headPosition: pos(1) });
+    // A client that makes up a new id per request: the user keeps the newest 1,000.
+    const first = await create('u1', 'c-first');
+    await create('u1', 'c-first'); // written again: the same row, a newer id
+    expect(first).toBe(1n);
+    for (let i = 0; i < 1005; i++) await create('u1', `c${i}`);
+    await create('u2', 'other');
+    expect(await count(`SELECT count(*) AS n FROM ${q} WHERE user_id = 'u1'`)).toBe(MAX_WRITE_CHECKPOINTS_PER_USER);
+    expect(await count(`SELECT count(*) AS n FROM ${q} WHERE client_id IN ('c-first', 'c0', 'c4')`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM ${q} WHERE client_id IN ('c5', 'c1004', 'other')`)).toBe(3);
+    // Rows not written for 30 days go; a row written again is young again.
+    await count(`UPDATE ${q} SET updated_at = now() - interval '31 days' WHERE client_id IN ('other', 'c6', 'c7')`);
+    await create('u1', 'c7');
+    expect(await storage.removeOldWriteCheckpoints()).toBe(2);
+    expect(await count(`SELECT count(*) AS n FROM ${q} WHERE client_id IN ('other', 'c6', 'c7')`)).toBe(1);
   });
 });

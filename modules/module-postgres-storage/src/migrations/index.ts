@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { initialSchema } from './001-initial-schema.js';
 import { sourceTableColumns } from './002-source-table-columns.js';
 import { changeIndexes } from './003-change-indexes.js';
+import { writeCheckpointAge } from './004-write-checkpoint-age.js';
 
 /**
  * Persisted storage format version (the highest migration).
@@ -20,8 +21,10 @@ import { changeIndexes } from './003-change-indexes.js';
  * - 3: indexes by op id on `bucket_checksums`, `parameter_index` and `custom_write_checkpoints`
  *   (what changed between two checkpoints); managed write checkpoint creations are announced on
  *   the checkpoint channel.
+ * - 4: `write_checkpoints.updated_at`: old rows are removed and each user keeps at most
+ *   MAX_WRITE_CHECKPOINTS_PER_USER client ids.
  */
-export const STORAGE_VERSION = 3;
+export const STORAGE_VERSION = 4;
 
 /** One schema migration: `up` returns SQL for the quoted schema name. */
 export interface Migration {
@@ -34,6 +37,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial schema', up: initialSchema },
   { version: 2, name: 'source table columns', up: sourceTableColumns },
   { version: 3, name: 'indexes by op id for checkpoint changes', up: changeIndexes },
+  { version: 4, name: 'write checkpoint age', up: writeCheckpointAge },
 ];
 
 /** Quotes an identifier for SQL. */
