@@ -24,3 +24,24 @@ export {
   type LagSummary,
 } from './soak-statistics.js';
 export { judgeSoak } from './soak-verdict.js';
+export {
+  DEFAULT_FLAKY_OPTIONS,
+  flakySoakUsage,
+  parseFlakySoakArguments,
+  validateFlakySoakOptions,
+  type FlakySoakArguments,
+  type FlakySoakOptions,
+} from './flaky-options.js';
+export {
+  chooseFlakyPlan,
+  logUniform,
+  pickDropKind,
+  seededRandom,
+  type DropPoint,
+  type FlakyPlan,
+} from './flaky-plan.js';
+export { formatFlakySummary, writeFlakyReport } from './flaky-report.js';
+export type { FlakySoakResult, ResourceSample, ResourceWindow } from './flaky-result.js';
+export { runFlakySoak } from './flaky-run.js';
+export { FlakyTally, classifyStream, classifyWriteCheckpoint } from './flaky-tally.js';
+export { allowedRssGrowthMb, compareResources, judgeFlakySoak, summarizeWindow } from './flaky-verdict.js';

@@ -1,7 +1,7 @@
 /**
- * Resident memory and CPU time of another process, read from /proc (Linux); optionally with
- * its child processes (a Postgres server is a postmaster and one process per connection).
- * Without /proc, `ps` gives the memory of the process alone and CPU is not sampled.
+ * Resident memory, CPU time and open file descriptors of another process, read from /proc
+ * (Linux); optionally with its child processes (a Postgres server is a postmaster and one process
+ * per connection). Without /proc, `ps` gives the memory of the process alone and nothing else.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -58,6 +58,18 @@ export class ProcessSampler {
       return { rssMb: mb, cpuSeconds: ticks / TICKS_PER_SECOND };
     } catch {
       return this.sampleWithPs();
+    }
+  }
+
+  /**
+   * Open file descriptors of the process (entries of /proc/<pid>/fd: sockets, files, pipes,
+   * epoll and timer fds), its handles as the kernel sees them; undefined without /proc access.
+   */
+  openFds(): number | undefined {
+    try {
+      return readdirSync(`/proc/${this.pid}/fd`).length;
+    } catch {
+      return undefined;
     }
   }
 

@@ -73,7 +73,7 @@ export const DEFAULT_SOAK_OPTIONS: SoakOptions = {
 };
 
 /** Flags: name, option, description. */
-const FLAGS: [string, keyof SoakOptions, string][] = [
+const FLAGS: SoakFlag<SoakOptions>[] = [
   ['--minutes', 'minutes', 'length of the load phase in minutes (fractions allowed)'],
   ['--clients', 'clients', 'connected sync clients'],
   ['--users', 'users', 'distinct users (default: one per client; fewer means clients share users)'],
@@ -116,21 +116,28 @@ export function soakUsage(): string {
     'grows without bound, lag does not recover after a burst, a client sees a protocol error or',
     'misses data, or the service exits. Writes bench/results/soak-latest.json and .svg.',
     '',
-    'Flags (default in brackets):',
+    ...flagUsage(FLAGS, DEFAULT_SOAK_OPTIONS, { users: 'clients' }),
+    '',
+    'With --flaky: clients that connect, read a random amount and drop, hundreds per second',
+    '(npm run soak -- --flaky --help).',
   ];
-  for (const [flag, key, text] of FLAGS) {
-    const value = key === 'users' ? 'clients' : String(DEFAULT_SOAK_OPTIONS[key]);
-    lines.push(`  ${`${flag} <value>`.padEnd(28)} ${text} [${value}]`);
-  }
-  lines.push(`  ${'--out <folder>'.padEnd(28)} where the report files go [bench/results]`);
-  lines.push(`  ${'--help'.padEnd(28)} this text`);
   return `${lines.join('\n')}\n`;
 }
 
-/** Parses `--flag value` / `--flag=value` arguments; throws an Error naming a bad flag or value. */
-export function parseSoakArguments(argv: readonly string[]): SoakArguments {
-  const options: SoakOptions = { ...DEFAULT_SOAK_OPTIONS };
-  let usersSet = false;
+/** One flag of a soak mode: its name, the option it sets, and the text of `--help`. */
+export type SoakFlag<T> = readonly [name: string, key: keyof T & string, text: string];
+
+/**
+ * Reads `--flag value` / `--flag=value` arguments into a copy of `defaults`: numbers >= 0, except
+ * the `text` keys, which take any string. `--out` and `--help` are common to every mode; `ignore`
+ * names bare flags that only select the mode (`--flaky`). Throws an Error naming a bad flag or value.
+ */
+export function parseFlags<T extends object>(
+  argv: readonly string[],
+  spec: { flags: readonly SoakFlag<T>[]; defaults: T; text?: readonly (keyof T)[]; ignore?: readonly string[] },
+): { options: T; set: Set<keyof T>; out: string | undefined; help: boolean } {
+  const options = { ...spec.defaults };
+  const set = new Set<keyof T>();
   let out: string | undefined;
   let help = false;
   for (let i = 0; i < argv.length; i++) {
@@ -139,6 +146,7 @@ export function parseSoakArguments(argv: readonly string[]): SoakArguments {
       help = true;
       continue;
     }
+    if (spec.ignore?.includes(arg)) continue;
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i];
@@ -147,20 +155,46 @@ export function parseSoakArguments(argv: readonly string[]): SoakArguments {
       out = value;
       continue;
     }
-    const entry = FLAGS.find(([name]) => name === flag);
+    const entry = spec.flags.find(([name]) => name === flag);
     if (!entry) throw new Error(`unknown flag ${flag} (see --help)`);
     const key = entry[1];
-    if (key === 'logLevel') {
-      options.logLevel = value;
+    set.add(key);
+    if (spec.text?.includes(key)) {
+      (options as Record<string, unknown>)[key] = value;
       continue;
     }
     const n = Number(value);
     if (value.trim() === '' || !Number.isFinite(n) || n < 0)
       throw new Error(`${flag}: expected a number >= 0, got "${value}"`);
-    options[key] = n;
-    if (key === 'users') usersSet = true;
+    (options as Record<string, unknown>)[key] = n;
   }
-  if (!usersSet) options.users = options.clients;
+  return { options, set, out, help };
+}
+
+/** The `Flags:` part of a mode's `--help`: each flag with its default (`shown` overrides a default's text). */
+export function flagUsage<T extends object>(
+  flags: readonly SoakFlag<T>[],
+  defaults: T,
+  shown: Partial<Record<keyof T, string>> = {},
+): string[] {
+  const width = Math.max(28, ...flags.map(([flag]) => flag.length + 10));
+  const lines = ['Flags (default in brackets):'];
+  for (const [flag, key, text] of flags) {
+    lines.push(`  ${`${flag} <value>`.padEnd(width)} ${text} [${shown[key] ?? String(defaults[key])}]`);
+  }
+  lines.push(`  ${'--out <folder>'.padEnd(width)} where the report files go [bench/results]`);
+  lines.push(`  ${'--help'.padEnd(width)} this text`);
+  return lines;
+}
+
+/** Parses `--flag value` / `--flag=value` arguments; throws an Error naming a bad flag or value. */
+export function parseSoakArguments(argv: readonly string[]): SoakArguments {
+  const { options, set, out, help } = parseFlags(argv, {
+    flags: FLAGS,
+    defaults: DEFAULT_SOAK_OPTIONS,
+    text: ['logLevel'],
+  });
+  if (!set.has('users')) options.users = options.clients;
   return { options: validateSoakOptions(options), out, help };
 }
 

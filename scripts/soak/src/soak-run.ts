@@ -4,24 +4,9 @@
  * steady writes with bursts while RSS and lag are sampled, a drain in which every client must
  * catch up exactly, and the analysis into figures and a verdict. Everything started is stopped.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { copyFile, rm } from 'node:fs/promises';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import {
-  cleanStaleRuns,
-  createRunDirectory,
-  freePort,
-  startPostgres,
-  type RunningServer,
-} from '@bucketsync/dev-databases';
-import pg from 'pg';
 import { LagTracker } from './lag-tracker.js';
-import { ProcessSampler } from './process-sampler.js';
 import { SoakClient } from './soak-client.js';
 import { burstSchedule, validateSoakOptions, type SoakOptions } from './soak-options.js';
 import {
@@ -31,7 +16,18 @@ import {
   type RssPoint,
   type SoakResult,
 } from './soak-result.js';
-import { SoakService } from './soak-service.js';
+import {
+  cpuMeter,
+  gitState,
+  loadAverage,
+  machineFacts,
+  meanOf,
+  ownCpuSeconds,
+  round,
+  SOURCE_DATABASE,
+  SoakStack,
+  STORAGE_DATABASE,
+} from './soak-stack.js';
 import { analyzeBurstRecovery, analyzeGrowth, summarizeLag, type LagSample } from './soak-statistics.js';
 import { judgeSoak } from './soak-verdict.js';
 import { INITIAL_NOTICES, sleep, SOURCE_SCHEMA_SQL, SoakWriter, SYNC_CONFIG, userName } from './soak-writer.js';
@@ -45,139 +41,48 @@ export interface SoakControl {
   serviceLogCopy?: string;
 }
 
-/** The checked-out commit and whether the work tree has changes. */
-function gitState(): { commit: string; dirty: boolean } | undefined {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-    const status = execFileSync('git', ['status', '--porcelain'], { cwd: root, encoding: 'utf8' });
-    return { commit, dirty: status.trim().length > 0 };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Committed and rolled back transactions so far in each database (Postgres' statistics, updated within a second or so). */
-async function transactionCounts(url: string): Promise<Map<string, number>> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ datname: string; n: string }>(
-      'SELECT datname, xact_commit + xact_rollback AS n FROM pg_stat_database WHERE datname IS NOT NULL',
-    );
-    return new Map(rows.map((r) => [r.datname, Number(r.n)]));
-  } finally {
-    await client.end();
-  }
-}
-
-/** CPU use in percent of one core since the previous call (undefined on the first call or without a reading). */
-function cpuMeter(read: () => number | undefined): () => number | undefined {
-  let last: { cpu: number; at: number } | undefined;
-  return () => {
-    const cpu = read();
-    const at = performance.now();
-    const previous = last;
-    last = cpu === undefined ? undefined : { cpu, at };
-    if (cpu === undefined || !previous || at <= previous.at) return undefined;
-    return Math.round(((cpu - previous.cpu) / ((at - previous.at) / 1000)) * 100);
-  };
-}
-
-/** A sampler of the whole cluster (postmaster and its children), if its pid file is readable. */
-function postmasterPid(dataDir: string): ProcessSampler | undefined {
-  try {
-    const pid = Number.parseInt(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
-    return Number.isFinite(pid) && pid > 0 ? new ProcessSampler(pid, { withChildren: true }) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function meanOf(values: (number | undefined)[]): number | undefined {
-  const known = values.filter((v): v is number => v !== undefined);
-  return known.length === 0 ? undefined : Math.round(known.reduce((a, b) => a + b, 0) / known.length);
-}
-
-const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
-
 export async function runSoak(input: SoakOptions, control: SoakControl = {}): Promise<SoakResult> {
   const options = validateSoakOptions({ ...input });
   const log = control.log ?? (() => undefined);
   const now = () => performance.now();
   const startedAt = new Date();
-  const loadAverageAtStart = os.loadavg().map((n) => round(n, 2));
+  const loadAverageAtStart = loadAverage();
   const stopRun = new AbortController();
   const onOuterAbort = () => stopRun.abort();
   control.signal?.addEventListener('abort', onOuterAbort, { once: true });
 
-  await cleanStaleRuns();
-  const runDir = createRunDirectory();
-  let postgres: RunningServer | undefined;
-  let service: SoakService | undefined;
+  const stack = new SoakStack();
   let writer: SoakWriter | undefined;
   const clients: SoakClient[] = [];
   const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
   try {
-    // Setup: Postgres, schema, service.
-    let mark = now();
-    log('Starting a throwaway Postgres...');
-    postgres = await startPostgres({
-      dataDir: path.join(runDir, 'postgres'),
-      port: await freePort(),
-      databases: ['soak_source', 'soak_storage'],
-    });
-    const sourceUrl = postgres.databaseUrl('soak_source');
-    const source = new pg.Client({ connectionString: sourceUrl });
-    await source.connect();
-    await source.query(SOURCE_SCHEMA_SQL);
-    const postgresVersion =
-      (await source.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]?.v ?? 'unknown';
-    await source.end();
-    const postgresSeconds = (now() - mark) / 1000;
-
-    mark = now();
-    log('Starting the service...');
-    service = new SoakService({
-      dir: runDir,
-      sourceUrl,
-      storageUrl: postgres.databaseUrl('soak_storage'),
-      publication: 'soak',
+    const service = await stack.start({
+      schemaSql: SOURCE_SCHEMA_SQL,
       syncConfig: SYNC_CONFIG,
-      port: await freePort(),
       logLevel: options.logLevel,
+      onServiceExit: () => stopRun.abort(),
+      log,
     });
-    await service.start({ timeoutMs: 60_000, onExit: () => stopRun.abort() });
-    const serviceSeconds = (now() - mark) / 1000;
-    const serviceSampler = new ProcessSampler(service.pid!);
-    const postgresSampler = postmasterPid(path.join(runDir, 'postgres'));
+    const sourceUrl = stack.sourceUrl;
+    const serviceSampler = stack.serviceSampler!;
+    const postgresSampler = stack.postgresSampler;
 
-    // Clients: one token per user, shared by its clients, renewed when less than a minute (or half
-    // its lifetime) is left. By default tokens outlive the run, up to the service's one-day cap.
-    mark = now();
+    // Clients: one token per user, shared by its clients (SoakService.cachedToken). By default
+    // tokens outlive the run, up to the service's one-day cap.
+    const mark = now();
     log(`Connecting ${options.clients} clients (${options.probes} probes)...`);
     const lag = new LagTracker();
     const tokenSeconds =
       options.tokenSeconds > 0
         ? options.tokenSeconds
         : Math.min(86_000, Math.ceil(options.minutes * 60 + options.drainTimeoutSeconds + 3600));
-    const renewMs = Math.min(60_000, (tokenSeconds * 1000) / 2);
-    const tokens = new Map<string, { token: Promise<string>; expiresAt: number }>();
-    const tokenFor = (user: string) => {
-      let entry = tokens.get(user);
-      if (!entry || entry.expiresAt - Date.now() < renewMs) {
-        entry = { token: service!.token(user, tokenSeconds), expiresAt: Date.now() + tokenSeconds * 1000 };
-        tokens.set(user, entry);
-      }
-      return entry.token;
-    };
     for (let i = 0; i < options.clients; i++) {
       const user = userName(i % options.users);
       clients.push(
         new SoakClient({
           endpoint: service.endpoint,
           userId: user,
-          token: () => tokenFor(user),
+          token: () => service.cachedToken(user, tokenSeconds),
           agent,
           now,
           ...(i < options.probes ? { probe: lag, reportNotices: i === 0 } : {}),
@@ -218,7 +123,7 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
     });
     await writer.open();
     const runSeconds = options.minutes * 60;
-    const transactionsBefore = await transactionCounts(postgres.url);
+    const transactionsBefore = await stack.transactionCounts();
     const loadStart = now();
     const elapsed = () => (now() - loadStart) / 1000;
     log(`Load started: ${options.rate} rows/s for ${options.minutes} min.`);
@@ -234,10 +139,7 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
     const cpu = {
       service: cpuMeter(() => serviceSampler.sample()?.cpuSeconds),
       postgres: cpuMeter(() => postgresSampler?.sample()?.cpuSeconds),
-      soak: cpuMeter(() => {
-        const usage = process.cpuUsage();
-        return (usage.user + usage.system) / 1e6;
-      }),
+      soak: cpuMeter(ownCpuSeconds),
     };
     let samplesSeen = 0;
     const sample = () => {
@@ -317,7 +219,7 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
     loadStop.abort();
     await Promise.all([steady, bursts, notices]);
     const loadSeconds = elapsed();
-    const transactionsAfter = await transactionCounts(postgres.url);
+    const transactionsAfter = await stack.transactionCounts();
     const transactionRate = (db: string) =>
       Math.round(((transactionsAfter.get(db) ?? 0) - (transactionsBefore.get(db) ?? 0)) / Math.max(1, loadSeconds));
     clearInterval(sampler);
@@ -390,29 +292,18 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
       endMb: values[values.length - 1] ?? 0,
       maxMb: Math.max(0, ...values),
     });
-    const cpus = os.cpus();
     const unexpectedEnds = clients.reduce((n, c) => n + c.unexpectedEnds, 0);
     const partial: Omit<SoakResult, 'verdict'> = {
       version: SOAK_RESULT_VERSION,
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      machine: {
-        cpus: cpus.length,
-        cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-        memoryMb: Math.round(os.totalmem() / 1048576),
-        node: process.version,
-        os: `${os.type()} ${os.release()}`,
-        arch: os.arch(),
-        loadAverageAtStart,
-        loadAverageAtEnd: os.loadavg().map((n) => round(n, 2)),
-        postgres: postgresVersion,
-      },
+      machine: machineFacts(loadAverageAtStart, stack.postgresVersion),
       git: gitState(),
       config: options,
       interrupted: loadSeconds < runSeconds - 1,
       setup: {
-        postgresSeconds: round(postgresSeconds),
-        serviceSeconds: round(serviceSeconds),
+        postgresSeconds: stack.setup.postgresSeconds,
+        serviceSeconds: stack.setup.serviceSeconds,
         clientsSeconds: round(clientsSeconds),
       },
       load: {
@@ -465,8 +356,8 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
         soak: memoryOf(soakMb),
       },
       databaseTransactionsPerSecond: {
-        source: transactionRate('soak_source'),
-        storage: transactionRate('soak_storage'),
+        source: transactionRate(SOURCE_DATABASE),
+        storage: transactionRate(STORAGE_DATABASE),
       },
       cpuPercent: {
         service: meanOf(rssSeries.map((p) => p.serviceCpuPercent)),
@@ -487,10 +378,6 @@ export async function runSoak(input: SoakOptions, control: SoakControl = {}): Pr
     for (const client of clients) client.stop();
     agent.destroy();
     await writer?.close();
-    await service?.stop().catch(() => undefined);
-    if (service && control.serviceLogCopy)
-      await copyFile(service.logFile, control.serviceLogCopy).catch(() => undefined);
-    await postgres?.stop().catch(() => undefined);
-    await rm(runDir, { recursive: true, force: true });
+    await stack.stop(control.serviceLogCopy ? { serviceLogCopy: control.serviceLogCopy } : {});
   }
 }

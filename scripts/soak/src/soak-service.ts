@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signDevToken } from '@bucketsync/service-core';
@@ -21,6 +21,11 @@ export interface SoakServiceOptions {
   syncConfig: string;
   port: number;
   logLevel: string;
+  /**
+   * Folder for heap snapshots: the service then writes one on SIGUSR2 (`heapSnapshot()`).
+   * Default none (a snapshot pauses the service for seconds; only diagnostic runs take them).
+   */
+  heapSnapshotDir?: string;
 }
 
 /** Warnings and errors the service logged, with the first few messages. */
@@ -38,6 +43,7 @@ export class SoakService {
   exit: { code: number | null; signal: NodeJS.Signals | null; expected: boolean } | undefined;
 
   private readonly key = { kty: 'oct', alg: 'HS256', kid: 'soak', k: randomBytes(32).toString('base64url') };
+  private readonly tokens = new Map<string, { token: Promise<string>; seconds: number; expiresAt: number }>();
   private child: ChildProcess | undefined;
   private logStream: WriteStream | undefined;
   private partialLine = '';
@@ -62,6 +68,21 @@ export class SoakService {
   /** A token for `sub`, valid for `seconds`. */
   token(sub: string, seconds: number): Promise<string> {
     return signDevToken({ key: this.key, sub, audience: 'bucketsync', expiresInSeconds: seconds });
+  }
+
+  /**
+   * A token for `sub` valid for `seconds`, shared by every caller for the same user and signed
+   * again when less than a minute (or half its lifetime) is left, so hundreds of clients of a
+   * user cost one signature.
+   */
+  cachedToken(sub: string, seconds: number): Promise<string> {
+    const renewMs = Math.min(60_000, (seconds * 1000) / 2);
+    let entry = this.tokens.get(sub);
+    if (!entry || entry.seconds !== seconds || entry.expiresAt - Date.now() < renewMs) {
+      entry = { token: this.token(sub, seconds), seconds, expiresAt: Date.now() + seconds * 1000 };
+      this.tokens.set(sub, entry);
+    }
+    return entry.token;
   }
 
   async start(options: { timeoutMs: number; onExit(): void }): Promise<void> {
@@ -92,7 +113,13 @@ export class SoakService {
     );
     this.logStream = createWriteStream(this.logFile);
     const child = spawn(process.execPath, [bin, 'start', '-c', configFile], {
-      env: { ...process.env, LOG_LEVEL: this.options.logLevel, NODE_OPTIONS: '' },
+      env: {
+        ...process.env,
+        LOG_LEVEL: this.options.logLevel,
+        NODE_OPTIONS: this.options.heapSnapshotDir
+          ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${this.options.heapSnapshotDir}`
+          : '',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -134,6 +161,30 @@ export class SoakService {
         this.log.errors++;
         this.log.first.push(line.slice(0, 500));
       }
+    }
+  }
+
+  /**
+   * Makes the service write a heap snapshot (it runs a full garbage collection first) and resolves
+   * with its path once the file is complete. Needs `heapSnapshotDir`.
+   */
+  async heapSnapshot(timeoutMs = 180_000): Promise<string> {
+    const dir = this.options.heapSnapshotDir;
+    if (!dir || !this.child || this.exit) throw new Error('heap snapshots need heapSnapshotDir and a running service');
+    const before = new Set(await readdir(dir));
+    this.child.kill('SIGUSR2');
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+      if (file) {
+        // The service writes the file in one go on its main thread: complete once the size stops changing.
+        const size = (await stat(path.join(dir, file))).size;
+        if (size > 0 && size === last) return path.join(dir, file);
+        last = size;
+      }
+      if (Date.now() > deadline) throw new Error(`no complete heap snapshot in ${dir} after ${timeoutMs} ms`);
     }
   }
 

@@ -7,6 +7,26 @@ import type { SoakCheck, SoakResult, SoakVerdict } from './soak-result.js';
 
 const mb = (n: number) => `${n.toFixed(1)} MB`;
 
+/** The service did not exit during the run (both soak modes). */
+export function serviceCheck(service: SoakResult['service']): SoakCheck {
+  return {
+    name: 'service stayed up',
+    passed: !service.exitedDuringRun,
+    detail: service.exitedDuringRun
+      ? `the service exited during the run (exit code ${service.exitCode})`
+      : `exit code ${service.exitCode ?? 'none (killed after 15 s)'} when stopped; ${service.log.warnings} warnings, ${service.log.errors} errors logged`,
+  };
+}
+
+/** Every write to the source succeeded (both soak modes). */
+export function writesCheck(errors: readonly string[], rows: number): SoakCheck {
+  return {
+    name: 'writes succeeded',
+    passed: errors.length === 0,
+    detail: errors.length === 0 ? `${rows} rows written` : `write errors: ${errors.join('; ')}`,
+  };
+}
+
 export function judgeSoak(result: Omit<SoakResult, 'verdict'>): SoakVerdict {
   const checks: SoakCheck[] = [];
   const { delivery, memory, bursts, service, load, config: options } = result;
@@ -19,22 +39,7 @@ export function judgeSoak(result: Omit<SoakResult, 'verdict'>): SoakVerdict {
       : `${load.seconds.toFixed(0)} s of load`,
   });
 
-  checks.push({
-    name: 'service stayed up',
-    passed: !service.exitedDuringRun,
-    detail: service.exitedDuringRun
-      ? `the service exited during the run (exit code ${service.exitCode})`
-      : `exit code ${service.exitCode ?? 'none (killed after 15 s)'} when stopped; ${service.log.warnings} warnings, ${service.log.errors} errors logged`,
-  });
-
-  checks.push({
-    name: 'writes succeeded',
-    passed: load.writeErrors.length === 0,
-    detail:
-      load.writeErrors.length === 0
-        ? `${load.rowsWritten} rows written`
-        : `write errors: ${load.writeErrors.join('; ')}`,
-  });
+  checks.push(serviceCheck(service), writesCheck(load.writeErrors, load.rowsWritten));
 
   const protocolOk = delivery.protocolProblems === 0 && delivery.unexpectedProbeRows === 0;
   checks.push({

@@ -29,6 +29,29 @@ bucket_definitions:
       - SELECT id, body, version FROM notices
 `;
 
+/**
+ * The flaky soak's extra data: a `documents` table of `rows` rows of about `bytes` each, in a
+ * bucket every user syncs, so that every stream has megabytes to send and a client dropping after
+ * a random number of bytes drops in the middle of the data. The text is hex (md5 digests), which
+ * gzip shrinks only to about half, so gzipped streams are long too.
+ */
+export function documentsSql(rows: number, bytes: number): string {
+  const digests = Math.max(1, Math.ceil(bytes / 32));
+  return `
+  CREATE TABLE documents (id int PRIMARY KEY, body text NOT NULL);
+  INSERT INTO documents
+    SELECT n, (SELECT string_agg(md5(n::text || '.' || g::text), '') FROM generate_series(1, ${digests}) g)
+    FROM generate_series(1, ${rows}) n;
+  ALTER PUBLICATION soak ADD TABLE documents;
+`;
+}
+
+/** SYNC_CONFIG plus the documents bucket (documentsSql). */
+export const FLAKY_SYNC_CONFIG = `${SYNC_CONFIG}  documents:
+    data:
+      - SELECT id, body FROM documents
+`;
+
 /** User ids of the soak: `u0`...; the first `probes` of them are the probe users. */
 export function userName(index: number): string {
   return `u${index}`;

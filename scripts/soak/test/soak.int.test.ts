@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { postgresBinaries } from '@bucketsync/dev-databases';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_FLAKY_OPTIONS } from '../src/flaky-options.js';
+import { writeFlakyReport } from '../src/flaky-report.js';
+import { runFlakySoak } from '../src/flaky-run.js';
 import { DEFAULT_SOAK_OPTIONS } from '../src/soak-options.js';
 import { writeSoakReport } from '../src/soak-report.js';
 import { runSoak } from '../src/soak-run.js';
@@ -68,6 +71,70 @@ describeWithPostgres(`soak (own Postgres cluster${skipReason ? `; skipped: ${ski
       const files = await writeSoakReport(result, dir);
       expect(JSON.parse(readFileSync(files.json, 'utf8')).verdict.passed).toBe(true);
       expect(existsSync(files.svg)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('flaky: clients drop before, at and in the middle of NDJSON and BSON, gzipped and plain streams for 25 s; RSS, fds and connections come back to the baseline at rest and clients still sync exactly', async () => {
+    const lines: string[] = [];
+    const result = await runFlakySoak(
+      {
+        ...DEFAULT_FLAKY_OPTIONS,
+        minutes: 25 / 60,
+        // A rate a 2-core machine serves beside the other test files without falling behind: the
+        // test is about the drops and the baseline comparison. The storm, hundreds a second, is
+        // `npm run soak -- --flaky` (docs/security.md "Flaky-client soak": its RSS figures).
+        rate: 6,
+        users: 20,
+        goodClients: 3,
+        documentRows: 1500,
+        maxBytes: 1024 * 1024,
+        maxStallSeconds: 2,
+        maxLifeSeconds: 6,
+        writeRate: 20,
+        noticeEverySeconds: 5,
+        writeCheckpointShare: 0.2,
+        warmupSeconds: 5,
+        windowSeconds: 6,
+        // With the 12 s quiet before the window, past the source pool's 30 s idle timeout (write
+        // checkpoints open its connections).
+        settleSeconds: 22,
+        progressEverySeconds: 10,
+        seed: 7,
+      },
+      { log: (line) => lines.push(line) },
+    );
+    if (!result.verdict.passed) console.log(result.verdict.failures.join('\n'));
+    expect(result.verdict.passed).toBe(true);
+    const f = result.flaky;
+    expect(f.connections).toBeGreaterThan(120);
+    expect(f.failures).toBe(0);
+    // Drops really happened in the middle of the data, in every encoding and compression.
+    expect(f.droppedAt.midData).toBeGreaterThan(20);
+    expect(f.midDataOver64KiB).toBeGreaterThan(5);
+    expect(f.byEncoding.ndjson.midData).toBeGreaterThan(0);
+    expect(f.byEncoding.bson.midData).toBeGreaterThan(0);
+    expect(f.byCompression.gzip.midData).toBeGreaterThan(0);
+    expect(f.byCompression.identity.midData).toBeGreaterThan(0);
+    expect(f.droppedAt.afterHeaders).toBeGreaterThan(0);
+    expect(f.planned['before-headers'] + f.planned.stall + f.planned.slow).toBeGreaterThan(20);
+    expect(f.writeCheckpoints.ok).toBeGreaterThan(0);
+    // Both windows were sampled, and the storm showed in between.
+    expect(result.resources.baseline.samples).toBeGreaterThanOrEqual(5);
+    expect(result.resources.after.samples).toBeGreaterThanOrEqual(5);
+    expect(result.resources.peak.fds).toBeGreaterThan(result.resources.baseline.fds);
+    expect(result.resources.baseline.storageConnections).toBeGreaterThan(0);
+    expect(result.goodClients.every((c) => c.complete)).toBe(true);
+    expect(result.freshClient.complete).toBe(true);
+    expect(result.freshClient.ops).toBeGreaterThan(1500);
+    expect(result.service.exitCode).toBe(0);
+    expect(lines.some((l) => /^Baseline: RSS [\d.]+ MB, \d+ fds/.test(l))).toBe(true);
+
+    const dir = mkdtempSync(path.join(tmpdir(), 'soak-flaky-report-'));
+    try {
+      const files = await writeFlakyReport(result, dir);
+      expect(JSON.parse(readFileSync(files.json, 'utf8')).verdict.passed).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
