@@ -53,6 +53,12 @@ export interface FlakySoakOptions {
    * storm have closed unless something holds them.
    */
   settleSeconds: number;
+  /**
+   * While the after window is above the baseline, another window follows, until this many seconds
+   * after the last flaky connection ended: work queued for gone clients may take that long to
+   * drain. Default 180.
+   */
+  settleMaxSeconds: number;
   /** Seconds between samples. Default 1. */
   sampleEverySeconds: number;
   /** Seconds between progress lines. Default 30. */
@@ -100,6 +106,7 @@ export const DEFAULT_FLAKY_OPTIONS: FlakySoakOptions = {
   windowSeconds: 15,
   quietSeconds: 12,
   settleSeconds: 45,
+  settleMaxSeconds: 180,
   sampleEverySeconds: 1,
   progressEverySeconds: 30,
   rssToleranceMb: 32,
@@ -133,6 +140,7 @@ const FLAGS: SoakFlag<FlakySoakOptions>[] = [
   ['--window', 'windowSeconds', 'seconds of the baseline and after windows'],
   ['--quiet', 'quietSeconds', 'seconds without writes before each window'],
   ['--settle', 'settleSeconds', 'seconds from the last flaky connection to the after window'],
+  ['--settle-max', 'settleMaxSeconds', 'latest end of an after window, seconds after the last flaky connection'],
   ['--sample-every', 'sampleEverySeconds', 'seconds between samples'],
   ['--progress-every', 'progressEverySeconds', 'seconds between progress lines'],
   ['--rss-tolerance-mb', 'rssToleranceMb', 'MB of RSS above the baseline that still passes...'],

@@ -53,7 +53,9 @@ export function formatFlakySummary(result: FlakySoakResult): string {
     `Good clients: lag p50 ${result.goodClientLag.p50} ms, p95 ${result.goodClientLag.p95} ms, max ${result.goodClientLag.max} ms ` +
       `during the flaky phase (${num(result.goodClientLag.count)} rows); ${num(result.writes.rows)} rows written in the run`,
     '',
-    `Service (baseline and after: ${r.baseline.samples} and ${r.after.samples} samples, median RSS, floor of fds and connections):`,
+    `Service at rest (baseline and after: ${r.baseline.samples} and ${r.after.samples} samples, median RSS, floor of fds and ` +
+      `connections; the after window ended ${r.afterWindowEndSeconds.toFixed(0)} s after the last flaky connection` +
+      `${r.afterWindows > 1 ? `, window ${r.afterWindows}` : ''}):`,
     resourceRow('baseline', r.baseline),
     resourceRow('peak', r.peak, `  flaky open ${r.peak.openFlaky}`),
     resourceRow('after', r.after, `  (RSS allowed +${r.rssAllowedMb.toFixed(1)} MB)`),
@@ -72,9 +74,9 @@ export function formatFlakySummary(result: FlakySoakResult): string {
       );
     }
   }
-  for (const b of r.storageBackendsAfter ?? []) {
+  for (const b of [...(r.storageBackendsAfter ?? []), ...(r.sourceBackendsAfter ?? [])]) {
     lines.push(
-      `  storage backend after: ${b.backendType}, up ${b.ageSeconds} s, ${b.state ?? '?'} for ${b.stateSeconds} s: ` +
+      `  ${b.database} backend after: ${b.backendType}, up ${b.ageSeconds} s, ${b.state ?? '?'} for ${b.stateSeconds} s: ` +
         b.query.replace(/\s+/g, ' '),
     );
   }

@@ -104,8 +104,14 @@ export interface FlakySoakResult {
     after: ResourceWindow;
     /** RSS growth allowed: max(tolerance MB, tolerance percent of the baseline). */
     rssAllowedMb: number;
+    /** After windows sampled: more than one when the first was above the baseline (--settle-max). */
+    afterWindows: number;
+    /** Seconds from the last flaky connection's end to the end of the after window used. */
+    afterWindowEndSeconds: number;
     /** The storage backends in the after window, when there were more than at the baseline. */
     storageBackendsAfter?: BackendRow[];
+    /** The source backends in the after window, when there were more than at the baseline. */
+    sourceBackendsAfter?: BackendRow[];
     /** With --heap-snapshots 1: the heap after a full GC at the end of both windows, and what grew. */
     heap?: {
       baseline: { heapMb: number; rssAfterGcMb: number };

@@ -83,6 +83,8 @@ function fixture(): Omit<FlakySoakResult, 'verdict'> {
       peak: { rssMb: 600, fds: 1500, storageConnections: 11, sourceConnections: 6, openFlaky: 1400 },
       after: window(220, 30, 3),
       rssAllowedMb: 32,
+      afterWindows: 1,
+      afterWindowEndSeconds: 72,
     },
     goodClients: [{ user: 'u0', complete: true, ops: 4100, expectedOps: 4100, connects: 1, problems: [] }],
     freshClient: { user: 'u5', complete: true, ops: 4150, expectedOps: 4150, connects: 1, problems: [] },
