@@ -145,10 +145,15 @@ function hasModifier(modifiers: SqliteValue[], name: string): boolean {
   return modifiers.some((m) => typeof m === 'string' && m.toLowerCase() === name);
 }
 
+/** Milliseconds of 0000-01-01 00:00:00 and 9999-12-31 23:59:59.999 UTC: the years datetime() can print. */
+const FIRST_DATETIME_MS = -62167219200000;
+const LAST_DATETIME_MS = 253402300799999;
+
 function datetime(args: SqliteValue[]): SqliteValue {
   const modifiers = args.slice(1);
   const ms = timeValue(args[0]!, modifiers);
-  if (ms === undefined || !Number.isFinite(ms)) return null;
+  // Outside years 0000-9999 there is no YYYY-MM-DD text (and Date throws past +-8.64e15 ms): NULL, as in SQLite.
+  if (ms === undefined || !Number.isFinite(ms) || ms < FIRST_DATETIME_MS || ms > LAST_DATETIME_MS) return null;
   const iso = new Date(ms).toISOString();
   const base = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
   return hasModifier(modifiers, 'subsec') ? `${base}${iso.slice(19, 23)}` : base;

@@ -3,6 +3,7 @@
  * (a single SELECT without DISTINCT, GROUP BY, HAVING, ORDER BY, LIMIT, OFFSET); resolves its
  * FROM clause and provides the scopes expressions are compiled in.
  */
+import { createRequire } from 'node:module';
 import {
   parse,
   type Expr,
@@ -18,6 +19,22 @@ import type { RequestContext } from './request-context.js';
 import { fail, nodeText, type Evaluator, type Scope, type SqlText } from './sql-expression.js';
 import type { SqliteRow } from './sqlite-value.js';
 import { tablePattern, type TablePattern } from './table-pattern.js';
+
+/**
+ * pgsql-ast-parser parses with nearley, which on a syntax error builds a derivation for every token
+ * it expected: seconds, growing fast, for short queries with nested prefix operators, e.g. 43 s for
+ * `x = (-(-(-...)` 100 levels deep. syntaxError() reads only the failing token, so that report is
+ * replaced by the lexer's one-line message (which keeps "at line L col C"). The nearley instance is
+ * the one pgsql-ast-parser loads, and nothing else in the service uses it.
+ */
+function skipNearleyErrorReport(): void {
+  const fromParser = createRequire(createRequire(import.meta.url).resolve('pgsql-ast-parser'));
+  const nearley = fromParser('nearley') as {
+    Parser: { prototype: { reportErrorCommon: (message: string) => string } };
+  };
+  nearley.Parser.prototype.reportErrorCommon = (lexerMessage) => lexerMessage;
+}
+skipNearleyErrorReport();
 
 /** Finds a keyword's offset in SQL text, for clauses the parser gives no location for. */
 function keywordRange(sql: SqlText, pattern: RegExp): { start: number; end: number } | undefined {
@@ -145,8 +162,75 @@ function tooDeepNode(root: PGNode): PGNode | undefined {
   return undefined;
 }
 
+const LEXER_WORD = /[eE](?!')[A-Za-z0-9_]*|[a-df-zA-DF-Z_][A-Za-z0-9_]*/y;
+const LEXER_QUOTED_WORD = /"(?:[^"*]|"")+"/y;
+const LEXER_STRING = /'(?:[^']|'')*'/y;
+
+/** Length of the lexer's match of `pattern` (a sticky regex) at `at`, 0 when it does not match. */
+function matchAt(pattern: RegExp, text: string, at: number): number {
+  pattern.lastIndex = at;
+  return pattern.exec(text)?.[0].length ?? 0;
+}
+
+/** Length of the E'...' string (backslash escapes, '' quotes) starting at `at`, or undefined when it is never closed. */
+function escapeStringLength(text: string, at: number): number | undefined {
+  let k = at + 2;
+  while (k < text.length) {
+    if (text[k] === '\\') k += 2;
+    else if (text[k] !== "'") k++;
+    else if (text[k + 1] === "'") k += 2;
+    else return k + 1 - at;
+  }
+  return undefined;
+}
+
+/**
+ * Offset and opening of the first E'...' or $$...$$ string that is never closed, splitting tokens
+ * as pgsql-ast-parser's lexer does; undefined when there is none or the lexer stops earlier. The
+ * lexer's patterns for these two strings backtrack exponentially when the string is not closed
+ * (seconds for 25 spaces after it, hours for 100), so such text must not reach the parser.
+ */
+function unclosedString(text: string): { at: number; opening: string } | undefined {
+  let k = 0;
+  while (k < text.length) {
+    const c = text[k]!;
+    if ((c === 'e' || c === 'E') && text[k + 1] === "'") {
+      // An E-string starts only at a word boundary; elsewhere no token matches and the lexer stops.
+      if (/\w/.test(text[k - 1] ?? '')) return undefined;
+      const length = escapeStringLength(text, k);
+      if (length === undefined) return { at: k, opening: `${c}'` };
+      k += length;
+    } else if (c === '$' && text[k + 1] === '$') {
+      const end = text.indexOf('$$', k + 2);
+      if (end < 0) return { at: k, opening: '$$' };
+      k = end + 2;
+    } else if (c === '-' && text[k + 1] === '-') {
+      const end = text.slice(k).search(/[\n\r\u2028\u2029]/);
+      if (end < 0) return undefined;
+      k += end;
+    } else if (c === '"' || c === "'") {
+      const length = matchAt(c === '"' ? LEXER_QUOTED_WORD : LEXER_STRING, text, k);
+      if (length === 0) return undefined;
+      k += length;
+    } else {
+      k += Math.max(1, matchAt(LEXER_WORD, text, k));
+    }
+  }
+  return undefined;
+}
+
 /** Parses SQL text into exactly one SELECT statement of the supported shape. */
 export function parseSelect(sql: SqlText): SelectFromStatement {
+  const unclosed = unclosedString(sql.source.text);
+  if (unclosed !== undefined) {
+    const { at, opening } = unclosed;
+    throw new CompileError(
+      opening === '$$'
+        ? 'SQL syntax error: the $$ string starting here is never closed: add the closing $$.'
+        : `SQL syntax error: the ${opening}...' string starting here is never closed: add the closing quote.`,
+      sql.source.sourceRange(at, at + opening.length),
+    );
+  }
   const bracket = tooDeepBracket(sql.source.text);
   if (bracket !== undefined) {
     throw new CompileError(

@@ -134,7 +134,11 @@ class SyncConfigParser {
   }
 
   parse(): ParseSyncConfigResult {
-    const tokens = Array.from(new Parser(this.lines.addNewLine).parse(this.text));
+    // Lines are counted here, not by the YAML lexer: it misses line breaks in some malformed input
+    // (after a NUL, inside a broken flow collection), which put later diagnostics on the wrong line.
+    this.lines.addNewLine(0);
+    for (let i = this.text.indexOf('\n'); i >= 0; i = this.text.indexOf('\n', i + 1)) this.lines.addNewLine(i + 1);
+    const tokens = Array.from(new Parser().parse(this.text));
     const tooDeep = tooDeepYamlOffset(tokens);
     if (tooDeep !== undefined) {
       this.diagnostics.fatal(
@@ -148,16 +152,10 @@ class SyncConfigParser {
     }
     const doc = this.compose(tokens);
     for (const error of doc.errors) {
-      this.diagnostics.fatal(`YAML syntax error: ${error.message.split('\n')[0]}`, {
-        start: error.pos[0],
-        end: error.pos[1],
-      });
+      this.diagnostics.fatal(`YAML syntax error: ${error.message.split('\n')[0]}`, this.yamlRange(error.pos));
     }
     for (const warning of doc.warnings) {
-      this.diagnostics.warning(`YAML warning: ${warning.message.split('\n')[0]}`, {
-        start: warning.pos[0],
-        end: warning.pos[1],
-      });
+      this.diagnostics.warning(`YAML warning: ${warning.message.split('\n')[0]}`, this.yamlRange(warning.pos));
     }
     if (doc.errors.length > 0) return this.result(undefined);
     const root = doc.contents;
@@ -220,6 +218,12 @@ class SyncConfigParser {
       }
     }
     return doc!;
+  }
+
+  /** The range of a YAML library error inside the text: errors at the end of input come one character past it. */
+  private yamlRange(pos: readonly [number, number]): SourceRange {
+    const size = this.text.length;
+    return { start: Math.min(pos[0], size), end: Math.min(pos[1], size) };
   }
 
   /** A fatal diagnostic for an unexpected exception, at the start of the file. */

@@ -110,7 +110,10 @@ export function scalarSourceText(node: Scalar, yamlText: string, work?: WorkCoun
     sourceRange(from: number, to: number): SourceRange {
       if (to <= from) return { start: sourceOffset(from), end: sourceOffset(from) };
       // The end maps after the last character, so a range never spills into the next line's indentation.
-      return { start: sourceOffset(from), end: sourceOffset(to - 1) + 1 };
+      // A value character with no source character (the final line break a block scalar adds at the
+      // end of the file) maps to the scalar's end: the range then stops there, not past the text.
+      const start = sourceOffset(from);
+      return { start, end: Math.max(start, Math.min(sourceOffset(to - 1) + 1, valueEnd)) };
     },
   };
 }
